@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Run every holdfast test: unit and integration tests (cargo), then the black-box conformance suite in
+# ../shared/conformance against the release binary.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$here"
+conformance="${CONFORMANCE_DIR:-$here/../shared/conformance}"
+
+cargo build --release --locked
+cargo test --release --locked
+
+if [ ! -d "$conformance" ]; then
+  echo "conformance suite not found at $conformance (set CONFORMANCE_DIR)" >&2
+  exit 1
+fi
+export PYTHONDONTWRITEBYTECODE=1
+export GRIP_PROXY_CMD="$here/target/release/holdfast --config {config}"
+cd "$conformance"
+# The files whose behaviour holdfast implements so far; the others belong to open issues.
+python3 -m pytest -q -p no:cacheprovider \
+  tests/test_http_proxy.py \
+  tests/test_routes.py \
+  --deselect tests/test_routes.py::test_channel_prefix

@@ -1,0 +1,237 @@
+//! Bounded byte buffers for sockets.
+//!
+//! `InBuf` is what a socket reads into: a fixed capacity decided by its owner, allocated on first use and
+//! given back when empty, so an idle connection (for example a held stream) costs no buffer memory.
+//! `OutBuf` collects bytes to write; its owner checks `len()` against its own limit before producing more,
+//! which is how backpressure reaches the side that produces the bytes.
+
+use std::io::{self, Read, Write};
+
+/// A read buffer with a hard capacity. Bytes live in `data[start..end]`.
+#[derive(Debug)]
+pub struct InBuf {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+    cap: usize,
+}
+
+impl InBuf {
+    pub fn new(cap: usize) -> InBuf {
+        InBuf {
+            data: Vec::new(),
+            start: 0,
+            end: 0,
+            cap,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.cap
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    /// Drop `n` bytes from the front.
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.len());
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Append bytes that were read elsewhere; returns how many fitted.
+    pub fn extend(&mut self, bytes: &[u8]) -> usize {
+        let spare = self.spare();
+        let n = bytes.len().min(spare.len());
+        spare[..n].copy_from_slice(&bytes[..n]);
+        self.end += n;
+        n
+    }
+
+    /// Free the memory of an empty buffer (idle connections keep none).
+    pub fn release_if_empty(&mut self) {
+        if self.is_empty() && !self.data.is_empty() {
+            self.data = Vec::new();
+        }
+    }
+
+    /// One `read` call into the free space. `Ok(0)` means end of stream, unless the buffer was full, in which case
+    /// nothing is read and `Err(WouldBlock)`-like state is the caller's job: callers check `is_full` first.
+    pub fn read_from<R: Read>(&mut self, r: &mut R) -> io::Result<usize> {
+        let spare = self.spare();
+        if spare.is_empty() {
+            return Ok(0);
+        }
+        let n = r.read(spare)?;
+        self.end += n;
+        Ok(n)
+    }
+
+    fn spare(&mut self) -> &mut [u8] {
+        if self.data.len() < self.cap {
+            // Allocated once at full size so reads never re-zero memory.
+            self.data.resize(self.cap, 0);
+        }
+        if self.end == self.cap && self.start > 0 {
+            // Compact: move the unread tail to the front so the free space is contiguous.
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.data[self.end..self.cap]
+    }
+}
+
+/// A write buffer. Producers append; `write_to` drains it.
+#[derive(Debug, Default)]
+pub struct OutBuf {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl OutBuf {
+    pub fn new() -> OutBuf {
+        OutBuf::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.data.len()
+    }
+
+    /// The vector to append to. Consumed bytes are dropped first when they dominate, so the vector does not
+    /// grow past what its producer allows in flight.
+    pub fn vec(&mut self) -> &mut Vec<u8> {
+        if self.pos > 0 && self.pos * 2 >= self.data.len() {
+            self.data.drain(..self.pos);
+            self.pos = 0;
+        }
+        &mut self.data
+    }
+
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.vec().extend_from_slice(bytes);
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.data[self.pos..]
+    }
+
+    /// Write as much as the writer takes. Returns bytes written; `Err(WouldBlock)` passes through.
+    pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
+        let mut total = 0;
+        while self.pos < self.data.len() {
+            match w.write(&self.data[self.pos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.pos += n;
+                    total += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if total > 0 && e.kind() == io::ErrorKind::WouldBlock {
+                        break;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        if self.pos == self.data.len() {
+            self.pos = 0;
+            self.data.clear();
+        }
+        Ok(total)
+    }
+
+    /// Give back memory once drained, keeping small allocations for reuse.
+    pub fn release_if_empty(&mut self) {
+        if self.is_empty() && self.data.capacity() > 4096 {
+            self.data = Vec::new();
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.pos = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbuf_is_bounded_and_compacts() {
+        let mut b = InBuf::new(8);
+        assert_eq!(b.extend(b"abcdefghij"), 8);
+        assert!(b.is_full());
+        b.consume(5);
+        assert_eq!(b.data(), b"fgh");
+        assert_eq!(b.extend(b"12345678"), 5);
+        assert_eq!(b.data(), b"fgh12345");
+        b.consume(8);
+        assert!(b.is_empty());
+        b.release_if_empty();
+        assert_eq!(b.data.capacity(), 0);
+    }
+
+    #[test]
+    fn inbuf_reads_only_into_free_space() {
+        let mut b = InBuf::new(4);
+        let mut src: &[u8] = b"hello world";
+        assert_eq!(b.read_from(&mut src).unwrap(), 4);
+        assert_eq!(b.read_from(&mut src).unwrap(), 0);
+        assert_eq!(b.data(), b"hell");
+    }
+
+    struct Trickle(Vec<u8>, usize);
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.1 == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.1).min(3);
+            self.1 -= n;
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn outbuf_resumes_partial_writes_exactly() {
+        let mut o = OutBuf::new();
+        o.extend(b"0123456789");
+        let mut w = Trickle(Vec::new(), 4);
+        assert_eq!(o.write_to(&mut w).unwrap(), 4);
+        assert_eq!(o.data(), b"456789");
+        o.extend(b"ab");
+        assert!(o.write_to(&mut w).unwrap_err().kind() == io::ErrorKind::WouldBlock);
+        w.1 = 100;
+        assert_eq!(o.write_to(&mut w).unwrap(), 8);
+        assert_eq!(w.0, b"0123456789ab");
+        assert!(o.is_empty());
+    }
+}

@@ -1,0 +1,16 @@
+//! Holdfast: a realtime reverse proxy speaking GRIP, a drop-in replacement for Pushpin.
+//!
+//! The library target exposes the sans-IO cores (HTTP/1.1 codec, routes and config parsers) to tests and fuzz
+//! targets; the binary is a thin `main` over `server`.
+#![forbid(unsafe_code)]
+
+pub mod buf;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod http1;
+pub mod logging;
+pub mod proxy;
+pub mod reactor;
+pub mod routes;
+pub mod server;

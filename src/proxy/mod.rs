@@ -1,0 +1,11 @@
+//! The reverse proxy: a client connection's state machine, request/response rewriting, routing.
+
+mod config;
+mod local;
+pub mod rewrite;
+mod router;
+mod session;
+
+pub use config::ProxyConfig;
+pub use router::Router;
+pub use session::{ConnectRequest, Endpoint, Env, Session, Socket, Want};

@@ -1,0 +1,359 @@
+//! Header rewriting at the proxy boundary (spec section 4.1): what the backend sees of a client request, and
+//! what the client sees of a backend response.
+
+use std::net::IpAddr;
+
+use super::config::ProxyConfig;
+use crate::config::{XffRule, XfpMode};
+use crate::http1::{
+    connection_tokens, is_hop_by_hop, remove_headers, set_header, write_request_head,
+    write_response_head, BodyKind, Header, RequestHead, ResponseHead, Version,
+};
+use crate::routes::{Route, Target, TargetKind};
+
+/// Prefix Pushpin uses to mark a copy of an original client header (route option `orig_headers`).
+const ORIG_HEADER_MARK: &str = "eb9bf0f5-";
+
+/// Everything the request rewriter needs to know about the request's origin.
+pub struct RequestContext<'a> {
+    pub cfg: &'a ProxyConfig,
+    pub route: &'a Route,
+    pub target: &'a Target,
+    pub peer: IpAddr,
+    /// The client connection is TLS (or claims so through X-Forwarded-Proto when that is accepted).
+    pub tls: bool,
+    pub body: BodyKind,
+}
+
+fn name_is(h: &Header, name: &str) -> bool {
+    h.name.eq_ignore_ascii_case(name)
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// Whether the client says, through X-Forwarded-Proto/-Protocol, that its original connection was TLS.
+pub fn forwarded_tls(head: &RequestHead) -> bool {
+    ["X-Forwarded-Proto", "X-Forwarded-Protocol"]
+        .iter()
+        .any(|name| {
+            head.header_str(name)
+                .map(|v| {
+                    let v = v.trim();
+                    v.eq_ignore_ascii_case("https") || v.eq_ignore_ascii_case("wss")
+                })
+                .unwrap_or(false)
+        })
+}
+
+/// The request head sent to the backend, serialised. The target is the route-rewritten origin-form target.
+pub fn backend_request(head: &RequestHead, ctx: &RequestContext, out: &mut Vec<u8>) {
+    let cfg = ctx.cfg;
+    let listed = connection_tokens(&head.headers);
+    let mut headers: Vec<Header> = head
+        .headers
+        .iter()
+        .filter(|h| {
+            let n = h.name.as_str();
+            !(is_hop_by_hop(n)
+                || listed.iter().any(|t| t.eq_ignore_ascii_case(n))
+                || n.eq_ignore_ascii_case("Expect")
+                || n.eq_ignore_ascii_case("Content-Length") && ctx.body != BodyKind::None
+                || starts_with_ignore_case(n, "Grip-")
+                || (cfg.accept_pushpin_route && n.eq_ignore_ascii_case("Pushpin-Route"))
+                || (!ctx.route.orig_headers && starts_with_ignore_case(n, ORIG_HEADER_MARK))
+                || (cfg.xfp_enabled()
+                    && (n.eq_ignore_ascii_case("X-Forwarded-Proto")
+                        || n.eq_ignore_ascii_case("X-Forwarded-Protocol")))
+                // GRIP routes must see uncompressed responses: instructions and held bodies are parsed and
+                // published data is appended to them. Pushpin strips it the same way.
+                || (!ctx.route.no_grip && n.eq_ignore_ascii_case("Accept-Encoding")))
+        })
+        .cloned()
+        .collect();
+
+    if ctx.route.orig_headers {
+        let copies: Vec<Header> = head
+            .headers
+            .iter()
+            .filter(|h| !starts_with_ignore_case(&h.name, ORIG_HEADER_MARK))
+            .map(|h| Header {
+                name: format!("{ORIG_HEADER_MARK}{}", h.name),
+                value: h.value.clone(),
+            })
+            .collect();
+        headers.extend(copies);
+    }
+
+    // Host: the route's as_host, else the target's host=, else the client's, else the target address.
+    let host_override = ctx.route.as_host.as_deref().or(ctx.target.host.as_deref());
+    if let Some(host) = host_override {
+        set_header(&mut headers, "Host", host.as_bytes());
+    } else if !headers.iter().any(|h| name_is(h, "Host")) {
+        if let TargetKind::Http { host, port } = &ctx.target.kind {
+            let value = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            set_header(&mut headers, "Host", value.as_bytes());
+        }
+    }
+
+    apply_x_forwarded_for(&mut headers, &cfg.x_forwarded_for, ctx.peer);
+
+    if ctx.tls {
+        let scheme: &[u8] = if is_websocket_upgrade(head) {
+            b"wss"
+        } else {
+            b"https"
+        };
+        match cfg.set_x_forwarded_protocol {
+            XfpMode::None => {}
+            XfpMode::ProtoOnly => set_header(&mut headers, "X-Forwarded-Proto", scheme),
+            XfpMode::Both => {
+                set_header(&mut headers, "X-Forwarded-Proto", scheme);
+                set_header(&mut headers, "X-Forwarded-Protocol", scheme);
+            }
+        }
+    }
+
+    if let Some(cdn) = &cfg.cdn_loop {
+        let mut values: Vec<String> = head
+            .headers
+            .iter()
+            .filter(|h| name_is(h, "CDN-Loop"))
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+            .collect();
+        values.push(cdn.clone());
+        set_header(&mut headers, "CDN-Loop", values.join(", ").as_bytes());
+    }
+
+    for (name, value) in &ctx.route.headers {
+        if value.is_empty() {
+            remove_headers(&mut headers, name);
+        } else {
+            set_header(&mut headers, name, value.as_bytes());
+        }
+    }
+
+    match ctx.body {
+        BodyKind::Length(n) => set_header(&mut headers, "Content-Length", n.to_string().as_bytes()),
+        BodyKind::Chunked => set_header(&mut headers, "Transfer-Encoding", b"chunked"),
+        BodyKind::None | BodyKind::CloseDelimited => {}
+    }
+
+    let target = origin_form(&ctx.route.rewrite_target(&head.target));
+    write_request_head(out, &head.method, &target, Version::Http11, &headers);
+}
+
+/// Apply the `x_forwarded_for` rules to the request's X-Forwarded-For values. No rules: header untouched.
+pub fn apply_x_forwarded_for(headers: &mut Vec<Header>, rules: &[XffRule], peer: IpAddr) {
+    if rules.is_empty() {
+        return;
+    }
+    let mut entries: Vec<String> = headers
+        .iter()
+        .filter(|h| name_is(h, "X-Forwarded-For"))
+        .flat_map(|h| {
+            String::from_utf8_lossy(&h.value)
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for rule in rules {
+        match *rule {
+            XffRule::Truncate(n) => {
+                if entries.len() > n {
+                    entries.drain(..entries.len() - n);
+                }
+            }
+            XffRule::Append => entries.push(peer.to_string()),
+        }
+    }
+    if entries.is_empty() {
+        remove_headers(headers, "X-Forwarded-For");
+    } else {
+        set_header(headers, "X-Forwarded-For", entries.join(", ").as_bytes());
+    }
+}
+
+/// Turn an absolute-form target (`http://host/path?q`) into origin-form (`/path?q`).
+pub fn origin_form(target: &str) -> String {
+    if target.starts_with('/') {
+        return target.to_string();
+    }
+    if let Some(rest) = target.find("://").map(|i| &target[i + 3..]) {
+        return match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => rest[i..].to_string(),
+            Some(i) => format!("/{}", &rest[i..]),
+            None => "/".to_string(),
+        };
+    }
+    target.to_string()
+}
+
+/// Whether the request asks to switch to WebSocket.
+pub fn is_websocket_upgrade(head: &RequestHead) -> bool {
+    head.header_str("Upgrade")
+        .map(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+        })
+        .unwrap_or(false)
+}
+
+/// The host (without port) and encoded path (without query) a request is routed by.
+pub fn route_key(head: &RequestHead) -> (String, String) {
+    let target = head.target.as_str();
+    let (authority, path) = if let Some(i) = target.find("://") {
+        let rest = &target[i + 3..];
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let path = &rest[end..];
+        (
+            Some(&rest[..end]),
+            if path.starts_with('/') { path } else { "/" },
+        )
+    } else {
+        (None, target)
+    };
+    let host_port = authority
+        .map(|a| a.rsplit('@').next().unwrap_or(a).to_string())
+        .or_else(|| head.header_str("Host").map(|h| h.trim().to_string()))
+        .unwrap_or_default();
+    let path = path.split('?').next().unwrap_or("/").to_string();
+    (strip_port(&host_port).to_ascii_lowercase(), path)
+}
+
+fn strip_port(host_port: &str) -> &str {
+    if let Some(rest) = host_port.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host_port.rfind(':') {
+        Some(i) if host_port[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &host_port[..i],
+        _ => host_port,
+    }
+}
+
+/// How the response body is framed toward the client, given how the backend framed it.
+pub fn client_framing(backend: BodyKind, client_version: Version) -> BodyKind {
+    match (backend, client_version) {
+        (BodyKind::None, _) => BodyKind::None,
+        (BodyKind::Length(n), _) => BodyKind::Length(n),
+        // Re-chunk so an HTTP/1.1 client keeps its connection even when the backend closes to end the body.
+        (BodyKind::Chunked | BodyKind::CloseDelimited, Version::Http11) => BodyKind::Chunked,
+        (BodyKind::Chunked | BodyKind::CloseDelimited, Version::Http10) => BodyKind::CloseDelimited,
+    }
+}
+
+/// The response head sent to the client, serialised.
+pub fn client_response(
+    resp: &ResponseHead,
+    framing: BodyKind,
+    keep_alive: bool,
+    client_version: Version,
+    out: &mut Vec<u8>,
+) {
+    let listed = connection_tokens(&resp.headers);
+    let mut headers: Vec<Header> = resp
+        .headers
+        .iter()
+        .filter(|h| {
+            let n = h.name.as_str();
+            !(is_hop_by_hop(n) || listed.iter().any(|t| t.eq_ignore_ascii_case(n)))
+        })
+        .cloned()
+        .collect();
+    match framing {
+        BodyKind::Chunked => {
+            remove_headers(&mut headers, "Content-Length");
+            headers.push(Header {
+                name: "Transfer-Encoding".into(),
+                value: b"chunked".to_vec(),
+            });
+        }
+        BodyKind::CloseDelimited => remove_headers(&mut headers, "Content-Length"),
+        BodyKind::Length(_) | BodyKind::None => {}
+    }
+    if !keep_alive {
+        headers.push(Header {
+            name: "Connection".into(),
+            value: b"close".to_vec(),
+        });
+    } else if client_version == Version::Http10 {
+        headers.push(Header {
+            name: "Connection".into(),
+            value: b"keep-alive".to_vec(),
+        });
+    }
+    write_response_head(out, Version::Http11, resp.code, &resp.reason, &headers);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_form_table() {
+        for (input, want) in [
+            ("/a/b?c", "/a/b?c"),
+            ("http://h.test/a?b", "/a?b"),
+            ("http://h.test", "/"),
+            ("http://h.test?x=1", "/?x=1"),
+            ("*", "*"),
+        ] {
+            assert_eq!(origin_form(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn strip_port_table() {
+        for (input, want) in [
+            ("example.test:8080", "example.test"),
+            ("example.test", "example.test"),
+            ("[::1]:80", "::1"),
+            ("[::1]", "::1"),
+            ("", ""),
+        ] {
+            assert_eq!(strip_port(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn x_forwarded_for_rules() {
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        let cases: &[(&[XffRule], Option<&str>, Option<&str>)] = &[
+            (&[XffRule::Append], None, Some("10.0.0.9")),
+            (
+                &[XffRule::Append],
+                Some("1.1.1.1, 2.2.2.2"),
+                Some("1.1.1.1, 2.2.2.2, 10.0.0.9"),
+            ),
+            (
+                &[XffRule::Truncate(1), XffRule::Append],
+                Some("1.1.1.1, 2.2.2.2"),
+                Some("2.2.2.2, 10.0.0.9"),
+            ),
+            (&[XffRule::Truncate(0)], Some("1.1.1.1"), None),
+            (&[], Some("1.1.1.1"), Some("1.1.1.1")),
+        ];
+        for (rules, input, want) in cases {
+            let mut headers = Vec::new();
+            if let Some(v) = input {
+                headers.push(Header {
+                    name: "X-Forwarded-For".into(),
+                    value: v.as_bytes().to_vec(),
+                });
+            }
+            apply_x_forwarded_for(&mut headers, rules, peer);
+            let got = headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("X-Forwarded-For"))
+                .map(|h| String::from_utf8(h.value.clone()).unwrap());
+            assert_eq!(got.as_deref(), *want, "{rules:?} {input:?}");
+        }
+    }
+}

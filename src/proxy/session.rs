@@ -1,0 +1,1322 @@
+//! One client connection of the reverse proxy, as a sans-IO state machine.
+//!
+//! The session owns its sockets only through the `Socket` trait (`Read + Write` plus connect status), so tests
+//! drive it with in-memory fakes and a hand-advanced clock. The reactor sets readiness flags from poll events,
+//! calls `process(now, env)`, and acts on the returned `Want`: open a backend connection, take an idle backend
+//! connection back into its pool, arm a timer for `deadline`, or drop the session.
+//!
+//! Invariants:
+//! * A readiness flag is cleared only when an operation returns `WouldBlock`, so the session may stop reading a
+//!   socket whose buffer is full (backpressure) and resume later without waiting for a new edge.
+//! * Every buffer is bounded: the client read buffer by `client_buffer_size` (a request head must fit), the
+//!   backend read buffer by `BODY_BUF_SIZE`, and each write queue stops growing at `OUT_QUEUE_MAX`; a full queue
+//!   stops the producer from reading its socket, which is how a slow client slows the backend down.
+//! * Responses leave in request order: the next pipelined request is parsed only after the current exchange is
+//!   complete.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::config::{ProxyConfig, BODY_BUF_SIZE, LINGER, LINGER_DISCARD_MAX, OUT_QUEUE_MAX};
+use super::local::{write_continue, write_text_response, ORIGIN_ERROR, ROUTE_NOT_FOUND};
+use super::rewrite::{self, RequestContext};
+use super::router::Router;
+use crate::buf::{InBuf, OutBuf};
+use crate::http1::{
+    parse_request_head, parse_response_head, request_body_kind, response_body_kind, BodyDecoder,
+    BodyEncoder, BodyKind, ChunkLimits, FramingError, HeadError, RequestHead, ResponseHead,
+    Version,
+};
+use crate::routes::{RouteQuery, TargetKind};
+
+/// A guard against our own bugs: no legitimate call to `process` loops this often. Tripping it logs the state
+/// and closes the connection.
+const STEPS_MAX: usize = 4096;
+
+/// What the session needs from a socket besides reading and writing.
+pub trait Socket: Read + Write {
+    /// Outcome of a non-blocking connect: `None` while it is still in progress.
+    fn connect_result(&mut self) -> Option<io::Result<()>>;
+    /// Half-close: no more bytes from us.
+    fn shutdown_write(&mut self);
+}
+
+/// A socket plus its cached readiness.
+#[derive(Debug)]
+pub struct Endpoint<S> {
+    pub sock: S,
+    pub readable: bool,
+    pub writable: bool,
+}
+
+impl<S> Endpoint<S> {
+    pub fn new(sock: S) -> Endpoint<S> {
+        Endpoint {
+            sock,
+            readable: true,
+            writable: true,
+        }
+    }
+}
+
+/// The reactor should open (or take from its pool) a connection to `addr` and hand it to `attach_backend`, or
+/// report failure with `backend_connect_failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectRequest {
+    pub addr: SocketAddr,
+    pub pooled_ok: bool,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Want {
+    /// Call `process` again no later than this.
+    pub deadline: Option<Instant>,
+    pub connect: Option<ConnectRequest>,
+    /// The backend connection is idle and reusable: take it with `take_backend`.
+    pub release_backend: bool,
+    /// The session is over: drop it (closing its sockets).
+    pub close: bool,
+}
+
+/// Shared, read-only context for a call to `process`.
+pub struct Env<'a> {
+    pub cfg: &'a ProxyConfig,
+    pub router: &'a Arc<Router>,
+    /// The server is shutting down: finish the current request, then close.
+    pub draining: bool,
+}
+
+struct Backend<S> {
+    ep: Endpoint<S>,
+    addr: SocketAddr,
+    connected: bool,
+    reused: bool,
+    input: InBuf,
+    output: OutBuf,
+    eof: bool,
+}
+
+struct Candidate {
+    addr: SocketAddr,
+    target_idx: usize,
+}
+
+enum RespState {
+    /// Call: backend bytes. Next: Body once a (non-1xx) head parses.
+    AwaitHead,
+    /// Call: backend bytes and client writability. Next: Done when the body is complete.
+    Body {
+        dec: BodyDecoder,
+        enc: BodyEncoder,
+        backend_keep_alive: bool,
+    },
+    /// The response has been produced (it may still be flushing).
+    Done,
+}
+
+/// One request being proxied to a backend.
+struct Exchange {
+    head: RequestHead,
+    router: Arc<Router>,
+    route_idx: usize,
+    candidates: Vec<Candidate>,
+    next_candidate: usize,
+    tried: Vec<String>,
+    /// Candidate whose head is (being) sent; `None` until a connection is asked for.
+    current: Option<usize>,
+    connect_started: Option<Instant>,
+    /// The request head for the current backend connection is in its output queue.
+    head_queued: bool,
+    pooled_ok: bool,
+    retried: bool,
+    started: Instant,
+    last_progress: Instant,
+    tls: bool,
+    client_keep_alive: bool,
+    req_kind: BodyKind,
+    req_dec: BodyDecoder,
+    req_enc: BodyEncoder,
+    req_body_bytes: u64,
+    req_done: bool,
+    resp: RespState,
+    /// Bytes of the response already queued to the client; once non-zero, errors can only close the connection.
+    resp_bytes: u64,
+    status: u16,
+}
+
+enum Phase {
+    /// Call: client bytes. Next: Exchange when a head parses; Closing on bad input; Closed on idle EOF.
+    ReadHead {
+        started: Option<Instant>,
+    },
+    /// Call: client and backend bytes. Next: ReadHead (keep-alive) or Closing.
+    Exchange(Box<Exchange>),
+    /// Flushing the last response, then half-closing and draining the peer before the final close.
+    Closing {
+        since: Instant,
+        shut: bool,
+        discarded: usize,
+    },
+    Closed,
+}
+
+pub struct Session<S: Socket> {
+    client: Endpoint<S>,
+    peer: SocketAddr,
+    tls: bool,
+    client_in: InBuf,
+    client_out: OutBuf,
+    client_eof: bool,
+    backend: Option<Backend<S>>,
+    phase: Phase,
+    last_activity: Instant,
+    deadline: Option<Instant>,
+    pending_connect: Option<ConnectRequest>,
+    release_backend: bool,
+    draining: bool,
+    log_prefix: u64,
+    /// The `now` of the current `process` call, for transitions deep in the call tree.
+    now: Instant,
+}
+
+/// Why an exchange failed before a response could be relayed.
+enum Failure {
+    /// 502 with Pushpin's generic text; debug mode shows the detail.
+    BadGateway(String),
+    /// 504: the origin did not answer in time.
+    Timeout(String),
+}
+
+impl<S: Socket> Session<S> {
+    pub fn new(
+        sock: S,
+        peer: SocketAddr,
+        tls: bool,
+        cfg: &ProxyConfig,
+        now: Instant,
+        id: u64,
+    ) -> Session<S> {
+        Session {
+            client: Endpoint::new(sock),
+            peer,
+            tls,
+            client_in: InBuf::new(cfg.client_head.max_head.max(BODY_BUF_SIZE)),
+            client_out: OutBuf::new(),
+            client_eof: false,
+            backend: None,
+            phase: Phase::ReadHead { started: None },
+            last_activity: now,
+            deadline: None,
+            pending_connect: None,
+            release_backend: false,
+            draining: false,
+            log_prefix: id,
+            now,
+        }
+    }
+
+    pub fn client_socket(&self) -> &S {
+        &self.client.sock
+    }
+
+    pub fn backend_socket(&self) -> Option<&S> {
+        self.backend.as_ref().map(|b| &b.ep.sock)
+    }
+
+    pub fn set_client_ready(&mut self, readable: bool, writable: bool) {
+        self.client.readable |= readable;
+        self.client.writable |= writable;
+    }
+
+    pub fn set_backend_ready(&mut self, readable: bool, writable: bool) {
+        if let Some(b) = &mut self.backend {
+            b.ep.readable |= readable;
+            b.ep.writable |= writable;
+        }
+    }
+
+    /// The server is shutting down.
+    pub fn begin_drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Hand over the connection asked for with `Want::connect`. `reused` says it came from the pool (connected).
+    pub fn attach_backend(&mut self, sock: S, addr: SocketAddr, reused: bool, now: Instant) {
+        self.backend = Some(Backend {
+            ep: Endpoint::new(sock),
+            addr,
+            connected: reused,
+            reused,
+            input: InBuf::new(BODY_BUF_SIZE),
+            output: OutBuf::new(),
+            eof: false,
+        });
+        if let Phase::Exchange(ex) = &mut self.phase {
+            ex.connect_started = Some(now);
+            ex.last_progress = now;
+            ex.head_queued = false;
+        }
+    }
+
+    /// The connection asked for could not even be started.
+    pub fn backend_connect_failed(&mut self, err: io::Error, env: &Env) {
+        self.backend = None;
+        self.try_next_candidate(env, &format!("connect failed: {err}"));
+    }
+
+    /// Take the idle backend connection after `Want::release_backend`.
+    pub fn take_backend(&mut self) -> Option<(S, SocketAddr)> {
+        self.release_backend = false;
+        self.backend.take().map(|b| (b.ep.sock, b.addr))
+    }
+
+    /// Advance as far as the buffered bytes, readiness and time allow.
+    pub fn process(&mut self, now: Instant, env: &Env) -> Want {
+        self.now = now;
+        if env.draining {
+            self.draining = true;
+        }
+        if let Some(deadline) = self.deadline {
+            if now >= deadline {
+                self.deadline = None;
+                self.on_timeout(now, env);
+            }
+        }
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            if steps > STEPS_MAX {
+                log::error!(
+                    "conn {}: step budget exceeded in {}; closing",
+                    self.log_prefix,
+                    self.phase_name()
+                );
+                self.phase = Phase::Closed;
+                break;
+            }
+            if self.pending_connect.is_some() || matches!(self.phase, Phase::Closed) {
+                break;
+            }
+            let mut progress = self.read_client(now);
+            progress |= self.advance(now, env);
+            progress |= self.read_backend(now);
+            progress |= self.advance(now, env);
+            progress |= self.flush_backend(now, env);
+            progress |= self.flush_client(now);
+            if !progress {
+                break;
+            }
+        }
+        if self.client_out.is_empty()
+            && matches!(self.phase, Phase::ReadHead { .. })
+            && self.client_in.is_empty()
+        {
+            // Idle between requests: give the buffers' memory back.
+            self.client_in.release_if_empty();
+            self.client_out.release_if_empty();
+        }
+        let close = matches!(self.phase, Phase::Closed);
+        self.deadline = if close {
+            None
+        } else {
+            self.compute_deadline(env.cfg)
+        };
+        Want {
+            deadline: self.deadline,
+            connect: self.pending_connect.take(),
+            release_backend: self.release_backend && !close,
+            close,
+        }
+    }
+
+    fn phase_name(&self) -> &'static str {
+        match &self.phase {
+            Phase::ReadHead { .. } => "read-head",
+            Phase::Exchange(ex) => match ex.resp {
+                RespState::AwaitHead => "await-response",
+                RespState::Body { .. } => "response-body",
+                RespState::Done => "response-done",
+            },
+            Phase::Closing { .. } => "closing",
+            Phase::Closed => "closed",
+        }
+    }
+
+    // ---- socket I/O -------------------------------------------------------------------------------------------
+
+    fn wants_client_read(&self) -> bool {
+        match &self.phase {
+            Phase::ReadHead { .. } | Phase::Exchange(_) => {
+                !self.client_eof && !self.client_in.is_full()
+            }
+            Phase::Closing { shut, .. } => *shut && !self.client_eof,
+            Phase::Closed => false,
+        }
+    }
+
+    fn read_client(&mut self, now: Instant) -> bool {
+        let mut progress = false;
+        while self.client.readable && self.wants_client_read() {
+            if let Phase::Closing { discarded, .. } = &mut self.phase {
+                let mut scratch = [0u8; 4096];
+                match self.client.sock.read(&mut scratch) {
+                    Ok(0) => self.client_eof = true,
+                    Ok(n) => {
+                        *discarded += n;
+                        if *discarded > LINGER_DISCARD_MAX {
+                            self.phase = Phase::Closed;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.client.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => self.client_eof = true,
+                }
+                progress = true;
+                continue;
+            }
+            match self.client_in.read_from(&mut self.client.sock) {
+                Ok(0) => {
+                    self.client_eof = true;
+                    progress = true;
+                }
+                Ok(_) => {
+                    self.last_activity = now;
+                    if let Phase::ReadHead {
+                        started: started @ None,
+                    } = &mut self.phase
+                    {
+                        *started = Some(now);
+                    }
+                    if let Phase::Exchange(ex) = &mut self.phase {
+                        ex.last_progress = now;
+                    }
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.client.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("conn {}: client read error: {e}", self.log_prefix);
+                    self.client_eof = true;
+                    self.client_out.clear();
+                    progress = true;
+                }
+            }
+        }
+        progress
+    }
+
+    fn flush_client(&mut self, now: Instant) -> bool {
+        if !self.client.writable || self.client_out.is_empty() {
+            return false;
+        }
+        match self.client_out.write_to(&mut self.client.sock) {
+            Ok(n) => {
+                if n > 0 {
+                    self.last_activity = now;
+                    if let Phase::Exchange(ex) = &mut self.phase {
+                        ex.last_progress = now;
+                    }
+                }
+                n > 0
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.client.writable = false;
+                false
+            }
+            Err(e) => {
+                log::debug!("conn {}: client write error: {e}", self.log_prefix);
+                self.abort("client went away while a response was being written");
+                true
+            }
+        }
+    }
+
+    fn read_backend(&mut self, now: Instant) -> bool {
+        let Some(b) = &mut self.backend else {
+            return false;
+        };
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return false;
+        };
+        if !b.connected || b.eof || matches!(ex.resp, RespState::Done) {
+            return false;
+        }
+        let mut progress = false;
+        while b.ep.readable && !b.input.is_full() && !b.eof {
+            match b.input.read_from(&mut b.ep.sock) {
+                Ok(0) => {
+                    b.eof = true;
+                    progress = true;
+                }
+                Ok(_) => {
+                    ex.last_progress = now;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => b.ep.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("conn {}: backend read error: {e}", self.log_prefix);
+                    b.eof = true;
+                    progress = true;
+                }
+            }
+        }
+        progress
+    }
+
+    fn flush_backend(&mut self, now: Instant, env: &Env) -> bool {
+        let Some(b) = &mut self.backend else {
+            return false;
+        };
+        if !b.connected || !b.ep.writable || b.output.is_empty() {
+            return false;
+        }
+        match b.output.write_to(&mut b.ep.sock) {
+            Ok(n) => {
+                if let Phase::Exchange(ex) = &mut self.phase {
+                    ex.last_progress = now;
+                }
+                n > 0
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                b.ep.writable = false;
+                false
+            }
+            Err(e) => {
+                b.output.clear();
+                b.eof = true;
+                self.backend_broken(env, &format!("write failed: {e}"));
+                true
+            }
+        }
+    }
+
+    // ---- state transitions ------------------------------------------------------------------------------------
+
+    fn advance(&mut self, now: Instant, env: &Env) -> bool {
+        match &self.phase {
+            Phase::ReadHead { .. } => self.advance_read_head(now, env),
+            Phase::Exchange(_) => self.advance_exchange(now, env),
+            Phase::Closing { .. } => self.advance_closing(),
+            Phase::Closed => false,
+        }
+    }
+
+    fn advance_read_head(&mut self, now: Instant, env: &Env) -> bool {
+        if self.client_in.is_empty() {
+            if self.client_eof || (self.draining && self.client_out.is_empty()) {
+                self.phase = Phase::Closed;
+                return true;
+            }
+            return false;
+        }
+        match parse_request_head(self.client_in.data(), &env.cfg.client_head) {
+            Ok(None) => {
+                if self.client_eof {
+                    log::debug!("conn {}: client closed mid-request head", self.log_prefix);
+                    self.phase = Phase::Closed;
+                    return true;
+                }
+                false
+            }
+            Err(e) => {
+                let code = match e {
+                    HeadError::TooLarge | HeadError::TooManyHeaders => 431,
+                    HeadError::UriTooLong => 414,
+                    _ => 400,
+                };
+                log::info!(
+                    "conn {}: bad request from {}: {e}",
+                    self.log_prefix,
+                    self.peer
+                );
+                self.respond_and_close(code, &e.to_string(), now);
+                true
+            }
+            Ok(Some((head, used))) => {
+                self.client_in.consume(used);
+                self.start_request(head, now, env);
+                true
+            }
+        }
+    }
+
+    fn start_request(&mut self, head: RequestHead, now: Instant, env: &Env) {
+        let cfg = env.cfg;
+        let req_kind = match request_body_kind(&head) {
+            Ok(k) => k,
+            Err(e) => {
+                let code = if e == FramingError::UnsupportedTransferCoding {
+                    501
+                } else {
+                    400
+                };
+                log::info!(
+                    "conn {}: bad request framing from {}: {e}",
+                    self.log_prefix,
+                    self.peer
+                );
+                self.respond_and_close(code, &e.to_string(), now);
+                return;
+            }
+        };
+        if head.version == Version::Http11
+            && head.header("Host").is_none()
+            && !head.target.contains("://")
+        {
+            self.respond_and_close(400, "HTTP/1.1 request without a Host header", now);
+            return;
+        }
+        if let (Some(max), BodyKind::Length(n)) = (cfg.client_max_body, req_kind) {
+            if n > max {
+                self.respond_and_close(413, &format!("request body exceeds {max} bytes"), now);
+                return;
+            }
+        }
+        let ws = rewrite::is_websocket_upgrade(&head);
+        let tls = self.tls || (cfg.accept_x_forwarded_protocol && rewrite::forwarded_tls(&head));
+        let (host, path) = rewrite::route_key(&head);
+        let route_id = if cfg.accept_pushpin_route {
+            head.header_str("Pushpin-Route")
+                .map(|s| s.trim().to_string())
+        } else {
+            None
+        };
+        let router = Arc::clone(env.router);
+        let query = RouteQuery {
+            host: &host,
+            path: &path,
+            ws,
+            tls,
+            route_id: route_id.as_deref(),
+        };
+        let Some(route) = router.select(&query) else {
+            log::info!(
+                "{} {} -> (none) code=502 route not found",
+                head.method,
+                head.target
+            );
+            self.respond_local(&head, req_kind, 502, ROUTE_NOT_FOUND, now);
+            return;
+        };
+        if ws {
+            self.respond_and_close(501, "WebSocket proxying is not supported yet", now);
+            return;
+        }
+        let route_idx = router
+            .table()
+            .routes()
+            .iter()
+            .position(|r| std::ptr::eq(r, route))
+            .unwrap_or(0);
+        let mut candidates = Vec::new();
+        let mut unusable = Vec::new();
+        for (target_idx, target) in route.targets.iter().enumerate() {
+            match &target.kind {
+                TargetKind::Http { host, port } if !target.ssl => {
+                    let addrs = router.addrs(host, *port);
+                    if addrs.is_empty() {
+                        unusable.push(format!("{host}:{port} (unresolved)"));
+                    }
+                    candidates.extend(addrs.iter().map(|&addr| Candidate { addr, target_idx }));
+                }
+                TargetKind::Http { host, port } => unusable.push(format!(
+                    "{host}:{port} (TLS to backends is not supported yet)"
+                )),
+                TargetKind::Test => {
+                    unusable.push("test (the test target is not supported yet)".into())
+                }
+                TargetKind::Zhttp(spec) | TargetKind::ZhttpReq(spec) => {
+                    unusable.push(format!("{spec} (zhttp targets are not supported)"))
+                }
+            }
+        }
+        if candidates.is_empty() {
+            let detail = format!("no usable target: {}", unusable.join(", "));
+            log::warn!(
+                "{} {} route={} code=502 {detail}",
+                head.method,
+                head.target,
+                route.id
+            );
+            let text = if cfg.debug {
+                detail.as_str()
+            } else {
+                ORIGIN_ERROR
+            };
+            self.respond_local(&head, req_kind, 502, text, now);
+            return;
+        }
+        if head.expects_continue() && req_kind != BodyKind::None && req_kind != BodyKind::Length(0)
+        {
+            // Pushpin strips Expect toward the backend, so the proxy itself invites the body.
+            write_continue(self.client_out.vec());
+        }
+        let client_keep_alive = head.keep_alive();
+        let ex = Exchange {
+            req_dec: BodyDecoder::new(req_kind, ChunkLimits::default()),
+            req_enc: BodyEncoder::new(req_kind),
+            head,
+            router,
+            route_idx,
+            candidates,
+            next_candidate: 0,
+            tried: unusable,
+            current: None,
+            connect_started: None,
+            head_queued: false,
+            pooled_ok: true,
+            retried: false,
+            started: now,
+            last_progress: now,
+            tls,
+            client_keep_alive,
+            req_kind,
+            req_body_bytes: 0,
+            req_done: false,
+            resp: RespState::AwaitHead,
+            resp_bytes: 0,
+            status: 0,
+        };
+        self.phase = Phase::Exchange(Box::new(ex));
+        self.request_connect();
+    }
+
+    /// Ask the reactor for a connection to the next candidate.
+    fn request_connect(&mut self) {
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return;
+        };
+        let Some(c) = ex.candidates.get(ex.next_candidate) else {
+            return;
+        };
+        ex.current = Some(ex.next_candidate);
+        ex.next_candidate += 1;
+        self.pending_connect = Some(ConnectRequest {
+            addr: c.addr,
+            pooled_ok: ex.pooled_ok,
+        });
+    }
+
+    fn advance_exchange(&mut self, now: Instant, env: &Env) -> bool {
+        let mut progress = false;
+        progress |= self.check_connected(env);
+        progress |= self.queue_request_head(env);
+        progress |= self.forward_request_body(env);
+        progress |= self.relay_response(now, env);
+        progress |= self.finish_exchange_if_done(now, env);
+        progress
+    }
+
+    fn check_connected(&mut self, env: &Env) -> bool {
+        let Some(b) = &mut self.backend else {
+            return false;
+        };
+        if b.connected || !b.ep.writable {
+            return false;
+        }
+        match b.ep.sock.connect_result() {
+            None => {
+                b.ep.writable = false;
+                false
+            }
+            Some(Ok(())) => {
+                b.connected = true;
+                true
+            }
+            Some(Err(e)) => {
+                self.backend = None;
+                self.try_next_candidate(env, &format!("connect failed: {e}"));
+                true
+            }
+        }
+    }
+
+    /// Once a backend connection is usable (fresh and connected, or reused from the pool), queue the head.
+    fn queue_request_head(&mut self, env: &Env) -> bool {
+        let (Some(b), Phase::Exchange(ex)) = (&mut self.backend, &mut self.phase) else {
+            return false;
+        };
+        if !b.connected || ex.head_queued {
+            return false;
+        }
+        let Some(idx) = ex.current else { return false };
+        ex.head_queued = true;
+        let route = &ex.router.table().routes()[ex.route_idx];
+        let ctx = RequestContext {
+            cfg: env.cfg,
+            route,
+            target: &route.targets[ex.candidates[idx].target_idx],
+            peer: self.peer.ip(),
+            tls: ex.tls,
+            body: ex.req_kind,
+        };
+        b.output.clear();
+        rewrite::backend_request(&ex.head, &ctx, b.output.vec());
+        true
+    }
+
+    /// A connection attempt failed: fail over to the next address/target, or answer 502.
+    fn try_next_candidate(&mut self, env: &Env, why: &str) {
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return;
+        };
+        if let Some(idx) = ex.current.take() {
+            ex.tried
+                .push(format!("{} ({why})", ex.candidates[idx].addr));
+        }
+        if ex.next_candidate < ex.candidates.len() {
+            log::debug!("conn {}: {why}; trying the next target", self.log_prefix);
+            self.request_connect();
+            return;
+        }
+        let detail = format!(
+            "Unable to connect to any targets. Tried: {}",
+            ex.tried.join(", ")
+        );
+        self.fail(env, Failure::BadGateway(detail));
+    }
+
+    /// The backend connection broke after it was established.
+    fn backend_broken(&mut self, env: &Env, why: &str) {
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return;
+        };
+        let reused = self.backend.as_ref().map(|b| b.reused).unwrap_or(false);
+        let nothing_received = matches!(ex.resp, RespState::AwaitHead)
+            && self
+                .backend
+                .as_ref()
+                .map(|b| b.input.is_empty())
+                .unwrap_or(true);
+        if reused && nothing_received && ex.req_kind == BodyKind::None && !ex.retried {
+            // A pooled connection the backend had already closed: retry once on a fresh connection.
+            log::debug!(
+                "conn {}: pooled backend connection failed ({why}); retrying",
+                self.log_prefix
+            );
+            ex.retried = true;
+            ex.pooled_ok = false;
+            if let Some(idx) = ex.current {
+                ex.next_candidate = idx;
+            }
+            self.backend = None;
+            self.request_connect();
+            return;
+        }
+        if matches!(ex.resp, RespState::AwaitHead) {
+            let addr = self
+                .backend
+                .as_ref()
+                .map(|b| b.addr.to_string())
+                .unwrap_or_default();
+            self.fail(
+                env,
+                Failure::BadGateway(format!("origin {addr} closed the connection: {why}")),
+            );
+        } else {
+            self.abort(&format!("backend connection failed mid-response: {why}"));
+        }
+    }
+
+    fn forward_request_body(&mut self, env: &Env) -> bool {
+        let (Some(b), Phase::Exchange(ex)) = (&mut self.backend, &mut self.phase) else {
+            return false;
+        };
+        if !b.connected || !ex.head_queued || ex.req_done {
+            return false;
+        }
+        match pump(
+            &mut ex.req_dec,
+            &mut ex.req_enc,
+            &mut self.client_in,
+            &mut b.output,
+        ) {
+            Ok((progress, bytes)) => {
+                ex.req_body_bytes += bytes;
+                if ex.req_dec.is_done() && ex.req_enc.is_finished() {
+                    ex.req_done = true;
+                }
+                if let Some(max) = env.cfg.client_max_body {
+                    if ex.req_body_bytes > max {
+                        let msg = format!("request body exceeds {max} bytes");
+                        self.reject_request(413, &msg);
+                        return true;
+                    }
+                }
+                if !ex.req_done && self.client_eof && progress == 0 && self.client_in.is_empty() {
+                    self.abort("client closed before sending the whole request body");
+                    return true;
+                }
+                progress > 0 || ex.req_done
+            }
+            Err(e) => {
+                log::info!(
+                    "conn {}: bad request body from {}: {e}",
+                    self.log_prefix,
+                    self.peer
+                );
+                self.reject_request(400, &e.to_string());
+                true
+            }
+        }
+    }
+
+    /// The request body was bad or too large: answer the client if no response has started, else just close.
+    fn reject_request(&mut self, code: u16, text: &str) {
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return;
+        };
+        self.backend = None;
+        if ex.resp_bytes == 0 {
+            log::info!("{} {} code={code} {text}", ex.head.method, ex.head.target);
+            self.client_out.clear();
+            write_text_response(self.client_out.vec(), code, text, true);
+            self.phase = Phase::Closing {
+                since: self.now,
+                shut: false,
+                discarded: 0,
+            };
+        } else {
+            self.abort(text);
+        }
+    }
+
+    fn relay_response(&mut self, now: Instant, env: &Env) -> bool {
+        let mut progress = false;
+        loop {
+            let (Some(b), Phase::Exchange(ex)) = (&mut self.backend, &mut self.phase) else {
+                return progress;
+            };
+            if !b.connected {
+                return progress;
+            }
+            match &mut ex.resp {
+                RespState::AwaitHead => {
+                    match parse_response_head(b.input.data(), &env.cfg.backend_head) {
+                        Ok(None) => {
+                            if b.eof {
+                                self.backend_broken(env, "no response");
+                                return true;
+                            }
+                            return progress;
+                        }
+                        Err(e) => {
+                            let detail =
+                                format!("invalid response head from origin {}: {e}", b.addr);
+                            self.backend = None;
+                            self.fail(env, Failure::BadGateway(detail));
+                            return true;
+                        }
+                        Ok(Some((resp, used))) => {
+                            b.input.consume(used);
+                            progress = true;
+                            if (100..200).contains(&resp.code) {
+                                if resp.code == 101 {
+                                    self.backend = None;
+                                    let d = "origin switched protocols on a plain HTTP request"
+                                        .to_string();
+                                    self.fail(env, Failure::BadGateway(d));
+                                    return true;
+                                }
+                                // Interim responses are the backend's; the client got our own 100 already.
+                                continue;
+                            }
+                            if let Err(e) = self.start_response(resp) {
+                                self.backend = None;
+                                self.fail(env, Failure::BadGateway(e));
+                                return true;
+                            }
+                        }
+                    }
+                }
+                RespState::Body {
+                    dec,
+                    enc,
+                    backend_keep_alive,
+                } => {
+                    match pump(dec, enc, &mut b.input, &mut self.client_out) {
+                        Ok((moved, _)) => {
+                            if moved > 0 {
+                                ex.resp_bytes += moved;
+                                progress = true;
+                            }
+                        }
+                        Err(e) => {
+                            let why = format!("invalid response body from origin {}: {e}", b.addr);
+                            self.abort(&why);
+                            return true;
+                        }
+                    }
+                    if dec.is_done() && enc.is_finished() {
+                        let reusable =
+                            *backend_keep_alive && b.input.is_empty() && !b.eof && ex.req_done;
+                        ex.resp = RespState::Done;
+                        ex.last_progress = now;
+                        if reusable {
+                            self.release_backend = true;
+                        } else {
+                            self.backend = None;
+                        }
+                        return true;
+                    }
+                    if b.eof && b.input.is_empty() {
+                        if let Err(e) = dec.finish_on_eof() {
+                            let why = format!("origin {} ended the body early: {e}", b.addr);
+                            self.abort(&why);
+                            return true;
+                        }
+                        continue;
+                    }
+                    return progress;
+                }
+                RespState::Done => return progress,
+            }
+        }
+    }
+
+    /// A response head arrived: queue the client's version of it and set up body framing.
+    fn start_response(&mut self, resp: ResponseHead) -> Result<(), String> {
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return Ok(());
+        };
+        let kind = response_body_kind(&resp, &ex.head.method)
+            .map_err(|e| format!("invalid response framing from origin: {e}"))?;
+        let framing = rewrite::client_framing(kind, ex.head.version);
+        let keep_alive = ex.client_keep_alive
+            && !self.draining
+            && framing != BodyKind::CloseDelimited
+            && !(self.client_eof && self.client_in.is_empty());
+        if !keep_alive {
+            ex.client_keep_alive = false;
+        }
+        let before = self.client_out.len();
+        rewrite::client_response(
+            &resp,
+            framing,
+            keep_alive,
+            ex.head.version,
+            self.client_out.vec(),
+        );
+        ex.resp_bytes += (self.client_out.len() - before) as u64;
+        ex.status = resp.code;
+        ex.resp = RespState::Body {
+            dec: BodyDecoder::new(kind, ChunkLimits::default()),
+            enc: BodyEncoder::new(framing),
+            backend_keep_alive: resp.keep_alive() && kind != BodyKind::CloseDelimited,
+        };
+        Ok(())
+    }
+
+    fn finish_exchange_if_done(&mut self, now: Instant, env: &Env) -> bool {
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return false;
+        };
+        if !matches!(ex.resp, RespState::Done)
+            || !self.client_out.is_empty()
+            || self.release_backend
+        {
+            return false;
+        }
+        let elapsed = now.saturating_duration_since(ex.started);
+        let route = &ex.router.table().routes()[ex.route_idx];
+        let target = ex
+            .current
+            .map(|i| ex.candidates[i].addr.to_string())
+            .unwrap_or_else(|| "-".into());
+        log_request(
+            env.cfg,
+            &ex.head,
+            self.peer,
+            &route.id,
+            &target,
+            ex.status,
+            ex.resp_bytes,
+            elapsed,
+        );
+        // A request body the backend did not wait for is still on the wire: the connection can't be reused.
+        let keep = ex.client_keep_alive && ex.req_done && !self.draining;
+        self.backend = None;
+        if keep {
+            self.phase = Phase::ReadHead { started: None };
+            self.last_activity = now;
+        } else {
+            self.phase = Phase::Closing {
+                since: now,
+                shut: false,
+                discarded: 0,
+            };
+        }
+        true
+    }
+
+    fn advance_closing(&mut self) -> bool {
+        let Phase::Closing { shut, .. } = &mut self.phase else {
+            return false;
+        };
+        if !self.client_out.is_empty() {
+            return false;
+        }
+        if !*shut {
+            *shut = true;
+            self.client.sock.shutdown_write();
+            return true;
+        }
+        if self.client_eof {
+            self.phase = Phase::Closed;
+            return true;
+        }
+        false
+    }
+
+    // ---- endings ----------------------------------------------------------------------------------------------
+
+    /// Answer locally; keep the connection if the request has no body to skip.
+    fn respond_local(
+        &mut self,
+        head: &RequestHead,
+        body: BodyKind,
+        code: u16,
+        text: &str,
+        now: Instant,
+    ) {
+        let keep = head.keep_alive() && body == BodyKind::None && !self.draining;
+        write_text_response(self.client_out.vec(), code, text, !keep);
+        if keep {
+            self.phase = Phase::ReadHead { started: None };
+            self.last_activity = now;
+        } else {
+            self.phase = Phase::Closing {
+                since: now,
+                shut: false,
+                discarded: 0,
+            };
+        }
+    }
+
+    fn respond_and_close(&mut self, code: u16, text: &str, now: Instant) {
+        write_text_response(self.client_out.vec(), code, text, true);
+        self.phase = Phase::Closing {
+            since: now,
+            shut: false,
+            discarded: 0,
+        };
+    }
+
+    /// The exchange failed before a response head reached the client: answer with an error, logged once.
+    fn fail(&mut self, env: &Env, failure: Failure) {
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return;
+        };
+        let route = &ex.router.table().routes()[ex.route_idx];
+        let target = ex
+            .current
+            .map(|i| ex.candidates[i].addr.to_string())
+            .unwrap_or_else(|| "-".into());
+        let (code, detail) = match &failure {
+            Failure::BadGateway(d) => (502, d.as_str()),
+            Failure::Timeout(d) => (504, d.as_str()),
+        };
+        log::warn!(
+            "{} {} -> {} route={} code={} {}",
+            ex.head.method,
+            ex.head.target,
+            target,
+            route.id,
+            code,
+            detail
+        );
+        self.backend = None;
+        if ex.resp_bytes > 0 {
+            self.abort(detail.to_string().as_str());
+            return;
+        }
+        let text = if env.cfg.debug {
+            detail.to_string()
+        } else if code == 504 {
+            "Timed out waiting for the origin.".to_string()
+        } else {
+            ORIGIN_ERROR.to_string()
+        };
+        let keep = ex.client_keep_alive && ex.req_kind == BodyKind::None && !self.draining;
+        self.client_out.clear();
+        write_text_response(self.client_out.vec(), code, &text, !keep);
+        self.phase = if keep {
+            Phase::ReadHead { started: None }
+        } else {
+            Phase::Closing {
+                since: self.now,
+                shut: false,
+                discarded: 0,
+            }
+        };
+    }
+
+    /// Nothing sensible can be sent any more: drop the connection.
+    fn abort(&mut self, why: &str) {
+        log::debug!("conn {}: closing: {why}", self.log_prefix);
+        if let Phase::Exchange(ex) = &self.phase {
+            if ex.resp_bytes > 0 {
+                log::warn!(
+                    "{} {} aborted after the response started: {why}",
+                    ex.head.method,
+                    ex.head.target
+                );
+            }
+        }
+        self.backend = None;
+        self.phase = Phase::Closed;
+    }
+
+    // ---- time -------------------------------------------------------------------------------------------------
+
+    fn compute_deadline(&self, cfg: &ProxyConfig) -> Option<Instant> {
+        match &self.phase {
+            Phase::ReadHead { started } => Some(match started {
+                Some(t) if !self.client_in.is_empty() => *t + cfg.client_request_timeout,
+                _ => self.last_activity + cfg.client_idle_timeout,
+            }),
+            Phase::Exchange(ex) => {
+                let connecting = self.backend.as_ref().map(|b| !b.connected).unwrap_or(false);
+                if connecting {
+                    ex.connect_started.map(|t| t + cfg.backend_connect_timeout)
+                } else if matches!(ex.resp, RespState::AwaitHead) {
+                    Some(ex.last_progress + cfg.backend_response_timeout)
+                } else {
+                    Some(ex.last_progress + cfg.backend_idle_timeout)
+                }
+            }
+            Phase::Closing { since, .. } => Some(*since + LINGER),
+            Phase::Closed => None,
+        }
+    }
+
+    fn on_timeout(&mut self, now: Instant, env: &Env) {
+        let cfg = env.cfg;
+        match &mut self.phase {
+            Phase::ReadHead { .. } => {
+                if self.client_in.is_empty() {
+                    log::debug!("conn {}: idle timeout", self.log_prefix);
+                    self.phase = Phase::Closed;
+                } else {
+                    let secs = secs(cfg.client_request_timeout);
+                    self.client_in.consume(self.client_in.len());
+                    self.respond_and_close(
+                        408,
+                        &format!("request head not received within {secs} s"),
+                        now,
+                    );
+                }
+            }
+            Phase::Exchange(ex) => {
+                let connecting = self.backend.as_ref().map(|b| !b.connected).unwrap_or(false);
+                if connecting {
+                    self.backend = None;
+                    let why = format!(
+                        "connect timed out after {} s",
+                        secs(cfg.backend_connect_timeout)
+                    );
+                    self.try_next_candidate(env, &why);
+                } else if matches!(ex.resp, RespState::AwaitHead) {
+                    let addr = self
+                        .backend
+                        .as_ref()
+                        .map(|b| b.addr.to_string())
+                        .unwrap_or_default();
+                    let d = format!(
+                        "origin {addr} did not respond within {} s",
+                        secs(cfg.backend_response_timeout)
+                    );
+                    self.fail(env, Failure::Timeout(d));
+                } else {
+                    self.abort("no progress within the backend idle timeout");
+                }
+            }
+            Phase::Closing { .. } => self.phase = Phase::Closed,
+            Phase::Closed => {}
+        }
+    }
+}
+
+fn secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}", ms / 1000)
+    } else {
+        format!("{:.1}", d.as_secs_f64())
+    }
+}
+
+/// Move body bytes from `input` through a decoder and encoder into `out`, stopping when `out` holds
+/// `OUT_QUEUE_MAX` bytes or input runs dry. Returns (bytes appended to out, payload bytes moved).
+fn pump(
+    dec: &mut BodyDecoder,
+    enc: &mut BodyEncoder,
+    input: &mut InBuf,
+    out: &mut OutBuf,
+) -> Result<(u64, u64), crate::http1::BodyError> {
+    let before = out.len();
+    let mut payload = 0u64;
+    loop {
+        if dec.is_done() {
+            if !enc.is_finished() {
+                enc.finish(out.vec())?;
+            }
+            break;
+        }
+        if out.len() >= OUT_QUEUE_MAX {
+            break;
+        }
+        let room = OUT_QUEUE_MAX - out.len();
+        let data = input.data();
+        let step = dec.decode(&data[..data.len().min(room)])?;
+        if step.consumed == 0 && !step.done {
+            break;
+        }
+        let range = step.data.clone();
+        enc.encode(&data[range.clone()], out.vec())?;
+        payload += range.len() as u64;
+        input.consume(step.consumed);
+    }
+    Ok(((out.len() as u64).saturating_sub(before as u64), payload))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn log_request(
+    cfg: &ProxyConfig,
+    head: &RequestHead,
+    peer: SocketAddr,
+    route: &str,
+    target: &str,
+    status: u16,
+    bytes: u64,
+    elapsed: Duration,
+) {
+    if !log::log_enabled!(log::Level::Info) {
+        return;
+    }
+    let from = if cfg.log_from {
+        format!(" from={}", peer.ip())
+    } else {
+        String::new()
+    };
+    let ua = if cfg.log_user_agent {
+        format!(" ua={}", head.header_str("User-Agent").unwrap_or("-"))
+    } else {
+        String::new()
+    };
+    log::info!(
+        "{} {} -> {} route={}{} code={} {} {:.1}ms{}",
+        head.method,
+        head.target,
+        target,
+        route,
+        from,
+        status,
+        bytes,
+        elapsed.as_secs_f64() * 1000.0,
+        ua
+    );
+}

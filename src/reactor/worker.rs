@@ -1,0 +1,630 @@
+//! One worker thread: a `mio::Poll`, a fixed-capacity slab of connections, a timer wheel, a backend pool and an
+//! inbox for messages from other threads.
+//!
+//! `run()` is a short list of phases: timers → accepted sockets → inbox → work queue → poll → dispatch. Socket
+//! events only set cached readiness flags and queue the connection; the connection's session does the work when
+//! the queue is run, so a connection is processed at most once per loop however many events it had.
+//!
+//! Capacity policy: the number of client connections is capped across all workers by `client_maxconn` (a shared
+//! atomic). At the cap a worker stops accepting and leaves new connections in the kernel's backlog; it resumes
+//! as soon as a connection closes.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll};
+use slab::Slab;
+
+use super::inbox::Inbox;
+use super::pool::BackendPool;
+use super::timer::{TimerKey, TimerWheel};
+use super::token::{self, Side, TokenKind};
+use crate::control::{self, ControlLimits, ControlSession};
+use crate::proxy::{Env, ProxyConfig, Router, Session};
+
+/// Poll events taken per `poll` call.
+const EVENTS_MAX: usize = 1024;
+/// New connections accepted per listener per loop, so a connection storm can't starve existing connections.
+const ACCEPT_PER_LOOP_MAX: usize = 100;
+/// Inbox messages handled per loop.
+const INBOX_PER_LOOP_MAX: usize = 256;
+/// Upper bound on the poll timeout, so periodic chores run even when nothing happens.
+const POLL_TIMEOUT_MAX: Duration = Duration::from_millis(100);
+/// How often idle pooled backend connections are swept.
+const POOL_SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// After an accept error such as EMFILE, wait this long before accepting again instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Calls to a session per work item, to catch a session that keeps asking for the same thing.
+const SESSION_CALLS_MAX: usize = 64;
+/// Consecutive failing `poll` calls before the worker gives up.
+const POLL_ERRORS_MAX: usize = 100;
+
+/// Messages other threads send to a worker.
+pub enum WorkerMsg {
+    /// A new route table (routes file reloaded, or addresses re-resolved).
+    Router(Arc<Router>),
+    /// Stop accepting; finish in-flight requests within `grace`, then exit.
+    Shutdown { grace: Duration },
+}
+
+/// State shared by all workers.
+pub struct Shared {
+    pub cfg: ProxyConfig,
+    pub conns: AtomicUsize,
+    pub max_conns: usize,
+    pub next_conn_id: AtomicU64,
+    pub pool_max_idle: usize,
+    pub pool_idle_timeout: Duration,
+    pub control_limits: ControlLimits,
+}
+
+pub struct WorkerSetup {
+    pub id: usize,
+    pub poll: Poll,
+    pub inbox: Arc<Inbox<WorkerMsg>>,
+    /// Client listeners, and the control API listener (on one worker only).
+    pub listeners: Vec<(TcpListener, ListenerKind)>,
+    pub router: Arc<Router>,
+    pub shared: Arc<Shared>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    Client,
+    Control,
+}
+
+enum ConnKind {
+    Proxy(Session<TcpStream>),
+    Control(Box<ControlSession<TcpStream>>),
+}
+
+struct Conn {
+    generation: u32,
+    kind: ConnKind,
+    timer: Option<(TimerKey, Instant)>,
+    queued: bool,
+}
+
+struct Listener {
+    sock: TcpListener,
+    kind: ListenerKind,
+    /// More connections may be waiting (the accept budget ran out): try again next loop.
+    pending: bool,
+}
+
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    events: Events,
+    inbox: Arc<Inbox<WorkerMsg>>,
+    inbox_pending: bool,
+    listeners: Vec<Listener>,
+    accept_paused: bool,
+    accept_resume_at: Option<Instant>,
+    accepted: Vec<(TcpStream, SocketAddr, ListenerKind)>,
+    conns: Slab<Conn>,
+    next_generation: u32,
+    timers: TimerWheel,
+    work: VecDeque<usize>,
+    pool: BackendPool,
+    next_pool_sweep: Instant,
+    router: Arc<Router>,
+    shared: Arc<Shared>,
+    drain_deadline: Option<Instant>,
+    poll_errors: usize,
+}
+
+impl Worker {
+    pub fn new(setup: WorkerSetup) -> io::Result<Worker> {
+        let now = Instant::now();
+        let capacity = setup.shared.max_conns.clamp(1, token::CONN_KEY_MAX);
+        let mut listeners = Vec::new();
+        for (i, (mut sock, kind)) in setup.listeners.into_iter().enumerate() {
+            setup
+                .poll
+                .registry()
+                .register(&mut sock, token::listener(i), Interest::READABLE)?;
+            listeners.push(Listener {
+                sock,
+                kind,
+                pending: true,
+            });
+        }
+        Ok(Worker {
+            id: setup.id,
+            poll: setup.poll,
+            events: Events::with_capacity(EVENTS_MAX),
+            inbox: setup.inbox,
+            inbox_pending: true,
+            listeners,
+            accept_paused: false,
+            accept_resume_at: None,
+            accepted: Vec::new(),
+            conns: Slab::with_capacity(capacity),
+            next_generation: 0,
+            // One timer per connection at most.
+            timers: TimerWheel::new(capacity, now),
+            work: VecDeque::new(),
+            pool: BackendPool::new(setup.shared.pool_max_idle, setup.shared.pool_idle_timeout),
+            next_pool_sweep: now + POOL_SWEEP_EVERY,
+            router: setup.router,
+            shared: setup.shared,
+            drain_deadline: None,
+            poll_errors: 0,
+        })
+    }
+
+    pub fn run(mut self) {
+        log::debug!("worker {}: running", self.id);
+        loop {
+            let now = Instant::now();
+            self.expire_timers(now);
+            self.accept_connections(now);
+            self.create_sessions(now);
+            self.handle_inbox(now);
+            self.run_work_queue(now);
+            self.chores(now);
+            if self.finished(now) {
+                break;
+            }
+            if let Err(e) = self.poll_events() {
+                log::error!(
+                    "worker {}: poll failed {} times in a row, last: {e}; exiting",
+                    self.id,
+                    self.poll_errors
+                );
+                break;
+            }
+            self.dispatch_events();
+        }
+        let open = self.conns.len();
+        if open > 0 {
+            log::warn!(
+                "worker {}: closing {open} connections still open at the end of the grace period",
+                self.id
+            );
+            for (_, _) in self.conns.iter() {
+                self.shared.conns.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        log::debug!("worker {}: stopped", self.id);
+    }
+
+    // ---- phases -----------------------------------------------------------------------------------------------
+
+    fn expire_timers(&mut self, now: Instant) {
+        self.timers.update(now);
+        while let Some((_, user)) = self.timers.take_expired() {
+            let key = (user & 0xffff_ffff) as usize;
+            let generation = (user >> 32) as u32;
+            if let Some(conn) = self.conns.get_mut(key) {
+                if conn.generation == generation {
+                    conn.timer = None;
+                    queue(&mut self.work, key, conn);
+                }
+            }
+        }
+    }
+
+    fn accept_connections(&mut self, now: Instant) {
+        if self.drain_deadline.is_some() {
+            return;
+        }
+        if let Some(at) = self.accept_resume_at {
+            if now < at {
+                return;
+            }
+            self.accept_resume_at = None;
+            for l in &mut self.listeners {
+                l.pending = true;
+            }
+        }
+        for idx in 0..self.listeners.len() {
+            if !self.listeners[idx].pending {
+                continue;
+            }
+            for _ in 0..ACCEPT_PER_LOOP_MAX {
+                if !self.reserve_slot() {
+                    if !self.accept_paused {
+                        log::warn!(
+                            "worker {}: connection limit reached ({} of client_maxconn {}); not accepting",
+                            self.id,
+                            self.shared.conns.load(Ordering::Acquire),
+                            self.shared.max_conns
+                        );
+                    }
+                    self.accept_paused = true;
+                    return;
+                }
+                match self.listeners[idx].sock.accept() {
+                    Ok((sock, peer)) => self.accepted.push((sock, peer, self.listeners[idx].kind)),
+                    Err(e) => {
+                        self.shared.conns.fetch_sub(1, Ordering::AcqRel);
+                        if e.kind() == io::ErrorKind::WouldBlock {
+                            self.listeners[idx].pending = false;
+                        } else if e.kind() != io::ErrorKind::Interrupted
+                            && e.kind() != io::ErrorKind::ConnectionAborted
+                        {
+                            log::error!(
+                                "worker {}: accept failed: {e}; pausing accepts briefly",
+                                self.id
+                            );
+                            self.accept_resume_at = Some(now + ACCEPT_BACKOFF);
+                            return;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Count a connection against `client_maxconn` and this worker's slab before accepting it.
+    fn reserve_slot(&mut self) -> bool {
+        if self.conns.len() + self.accepted.len() >= self.conns.capacity() {
+            return false;
+        }
+        let prev = self.shared.conns.fetch_add(1, Ordering::AcqRel);
+        if prev >= self.shared.max_conns {
+            self.shared.conns.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Sessions are created after the event batch, so a slot freed during the batch is never reused while events
+    /// for its previous occupant may still be pending in the same batch.
+    fn create_sessions(&mut self, now: Instant) {
+        for (mut sock, peer, kind) in std::mem::take(&mut self.accepted) {
+            let _ = sock.set_nodelay(true);
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            self.next_generation = self.next_generation.wrapping_add(1);
+            let generation = self.next_generation;
+            let tok = token::conn(key, generation, Side::Client);
+            if let Err(e) = self.poll.registry().register(
+                &mut sock,
+                tok,
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::error!(
+                    "worker {}: registering a client socket failed: {e}",
+                    self.id
+                );
+                self.shared.conns.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
+            let id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+            log::debug!("conn {id}: accepted from {peer} on worker {}", self.id);
+            let kind = match kind {
+                ListenerKind::Client => {
+                    ConnKind::Proxy(Session::new(sock, peer, false, &self.shared.cfg, now, id))
+                }
+                ListenerKind::Control => ConnKind::Control(Box::new(ControlSession::new(
+                    sock,
+                    self.shared.control_limits,
+                    now,
+                ))),
+            };
+            entry.insert(Conn {
+                generation,
+                kind,
+                timer: None,
+                queued: false,
+            });
+            let conn = &mut self.conns[key];
+            queue(&mut self.work, key, conn);
+        }
+    }
+
+    fn handle_inbox(&mut self, now: Instant) {
+        if !self.inbox_pending {
+            return;
+        }
+        let mut msgs = Vec::new();
+        self.inbox_pending = self.inbox.drain(INBOX_PER_LOOP_MAX, &mut msgs);
+        for msg in msgs {
+            match msg {
+                WorkerMsg::Router(router) => {
+                    log::debug!(
+                        "worker {}: new route table ({} routes)",
+                        self.id,
+                        router.table().len()
+                    );
+                    self.router = router;
+                }
+                WorkerMsg::Shutdown { grace } => self.begin_shutdown(now, grace),
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, now: Instant, grace: Duration) {
+        if self.drain_deadline.is_some() {
+            return;
+        }
+        log::debug!(
+            "worker {}: draining {} connections",
+            self.id,
+            self.conns.len()
+        );
+        self.drain_deadline = Some(now + grace);
+        for l in &mut self.listeners {
+            let _ = self.poll.registry().deregister(&mut l.sock);
+        }
+        self.listeners.clear();
+        for (key, conn) in self.conns.iter_mut() {
+            if let ConnKind::Proxy(session) = &mut conn.kind {
+                session.begin_drain();
+            }
+            queue(&mut self.work, key, conn);
+        }
+    }
+
+    fn run_work_queue(&mut self, now: Instant) {
+        // Only what is queued now; work queued while running waits for the next loop (fairness).
+        for _ in 0..self.work.len() {
+            let Some(key) = self.work.pop_front() else {
+                break;
+            };
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.queued = false;
+                self.run_session(key, now);
+            }
+        }
+    }
+
+    fn chores(&mut self, now: Instant) {
+        if now >= self.next_pool_sweep {
+            self.pool.sweep(now);
+            self.next_pool_sweep = now + POOL_SWEEP_EVERY;
+        }
+        if self.accept_paused && self.shared.conns.load(Ordering::Acquire) < self.shared.max_conns {
+            self.accept_paused = false;
+            for l in &mut self.listeners {
+                l.pending = true;
+            }
+        }
+    }
+
+    fn finished(&self, now: Instant) -> bool {
+        match self.drain_deadline {
+            Some(deadline) => self.conns.is_empty() || now >= deadline,
+            None => false,
+        }
+    }
+
+    fn poll_events(&mut self) -> io::Result<()> {
+        let busy = !self.work.is_empty()
+            || self.inbox_pending
+            || !self.accepted.is_empty()
+            || (!self.accept_paused
+                && self.accept_resume_at.is_none()
+                && self.listeners.iter().any(|l| l.pending));
+        let timeout = if busy {
+            Duration::ZERO
+        } else {
+            self.timers
+                .timeout()
+                .map_or(POLL_TIMEOUT_MAX, |t| t.min(POLL_TIMEOUT_MAX))
+        };
+        loop {
+            match self.poll.poll(&mut self.events, Some(timeout)) {
+                Ok(()) => {
+                    self.poll_errors = 0;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.poll_errors += 1;
+                    if self.poll_errors >= POLL_ERRORS_MAX {
+                        return Err(e);
+                    }
+                    log::warn!("worker {}: poll failed: {e}", self.id);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn dispatch_events(&mut self) {
+        for event in self.events.iter() {
+            match token::decode(event.token()) {
+                TokenKind::Waker => self.inbox_pending = true,
+                TokenKind::Listener(i) => {
+                    if let Some(l) = self.listeners.get_mut(i) {
+                        l.pending = true;
+                    }
+                }
+                TokenKind::Conn {
+                    key,
+                    generation,
+                    side,
+                } => {
+                    let Some(conn) = self.conns.get_mut(key) else {
+                        continue;
+                    };
+                    if conn.generation != generation {
+                        continue; // an event for a previous occupant of this slot
+                    }
+                    let readable =
+                        event.is_readable() || event.is_read_closed() || event.is_error();
+                    let writable =
+                        event.is_writable() || event.is_write_closed() || event.is_error();
+                    match (&mut conn.kind, side) {
+                        (ConnKind::Proxy(s), Side::Client) => {
+                            s.set_client_ready(readable, writable)
+                        }
+                        (ConnKind::Proxy(s), Side::Backend) => {
+                            s.set_backend_ready(readable, writable)
+                        }
+                        (ConnKind::Control(s), _) => s.set_ready(readable, writable),
+                    }
+                    queue(&mut self.work, key, conn);
+                }
+            }
+        }
+    }
+
+    // ---- one connection ---------------------------------------------------------------------------------------
+
+    fn run_session(&mut self, key: usize, now: Instant) {
+        if let Some(Conn {
+            kind: ConnKind::Control(_),
+            ..
+        }) = self.conns.get(key)
+        {
+            self.run_control(key, now);
+            return;
+        }
+        for _ in 0..SESSION_CALLS_MAX {
+            let Some(Conn {
+                kind: ConnKind::Proxy(session),
+                ..
+            }) = self.conns.get_mut(key)
+            else {
+                return;
+            };
+            let env = Env {
+                cfg: &self.shared.cfg,
+                router: &self.router,
+                draining: self.drain_deadline.is_some(),
+            };
+            let want = session.process(now, &env);
+            if want.close {
+                self.close_conn(key);
+                return;
+            }
+            if want.release_backend {
+                if let Some((mut sock, addr)) = session.take_backend() {
+                    if self.poll.registry().deregister(&mut sock).is_ok() {
+                        self.pool.put(addr, sock, now);
+                    }
+                }
+                continue;
+            }
+            if let Some(req) = want.connect {
+                self.open_backend(key, req.addr, req.pooled_ok, now);
+                continue;
+            }
+            self.set_timer(key, want.deadline);
+            return;
+        }
+        log::error!(
+            "worker {}: session kept asking for work {SESSION_CALLS_MAX} times; closing it",
+            self.id
+        );
+        self.close_conn(key);
+    }
+
+    fn run_control(&mut self, key: usize, now: Instant) {
+        let Some(Conn {
+            kind: ConnKind::Control(session),
+            ..
+        }) = self.conns.get_mut(key)
+        else {
+            return;
+        };
+        let mut want = session.process(now);
+        if let Some(req) = want.request.take() {
+            log::debug!("control: {} {}", req.method, req.path);
+            session.respond(control::handle(&req));
+            want = session.process(now);
+        }
+        if want.close {
+            self.close_conn(key);
+        } else {
+            self.set_timer(key, want.deadline);
+        }
+    }
+
+    fn open_backend(&mut self, key: usize, addr: SocketAddr, pooled_ok: bool, now: Instant) {
+        let Some(Conn {
+            kind: ConnKind::Proxy(session),
+            generation,
+            ..
+        }) = self.conns.get_mut(key)
+        else {
+            return;
+        };
+        let generation = *generation;
+        let env = Env {
+            cfg: &self.shared.cfg,
+            router: &self.router,
+            draining: self.drain_deadline.is_some(),
+        };
+        let pooled = if pooled_ok {
+            self.pool.take(addr, now)
+        } else {
+            None
+        };
+        let reused = pooled.is_some();
+        let mut sock = match pooled {
+            Some(s) => s,
+            None => match TcpStream::connect(addr) {
+                Ok(s) => s,
+                Err(e) => {
+                    session.backend_connect_failed(e, &env);
+                    return;
+                }
+            },
+        };
+        let _ = sock.set_nodelay(true);
+        let tok = token::conn(key, generation, Side::Backend);
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut sock, tok, Interest::READABLE | Interest::WRITABLE)
+        {
+            session.backend_connect_failed(e, &env);
+            return;
+        }
+        session.attach_backend(sock, addr, reused, now);
+    }
+
+    fn set_timer(&mut self, key: usize, deadline: Option<Instant>) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.timer.map(|(_, at)| Some(at)) == Some(deadline) {
+            return;
+        }
+        if let Some((tk, _)) = conn.timer.take() {
+            self.timers.remove(tk);
+        }
+        if let Some(at) = deadline {
+            let user = ((conn.generation as u64) << 32) | key as u64;
+            match self.timers.add(at, user) {
+                Some(tk) => conn.timer = Some((tk, at)),
+                None => log::error!(
+                    "worker {}: timer wheel full; connection has no deadline",
+                    self.id
+                ),
+            }
+        }
+    }
+
+    fn close_conn(&mut self, key: usize) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        let conn = self.conns.remove(key);
+        if let Some((tk, _)) = conn.timer {
+            self.timers.remove(tk);
+        }
+        self.shared.conns.fetch_sub(1, Ordering::AcqRel);
+        // Dropping the session closes its sockets, which also removes them from the poller.
+    }
+}
+
+fn queue(work: &mut VecDeque<usize>, key: usize, conn: &mut Conn) {
+    if !conn.queued {
+        conn.queued = true;
+        work.push_back(key);
+    }
+}

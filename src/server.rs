@@ -1,0 +1,312 @@
+//! Start-up, the control thread (signals, routes reloads) and shutdown.
+//!
+//! Threads: N workers (each a `reactor::Worker`), and the main thread, which after start-up only waits for
+//! signals, watches the routes file, re-resolves backend host names, and hands new route tables to the workers
+//! through their inboxes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::Poll;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::cli::Options;
+use crate::config::{find_config_file, parse_listen_addr, Settings};
+use crate::control::ControlLimits;
+use crate::proxy::{ProxyConfig, Router};
+use crate::reactor::{Inbox, ListenerKind, Shared, Worker, WorkerMsg, WorkerSetup};
+use crate::routes::RouteTable;
+
+/// Messages queued per worker inbox before senders are refused.
+const INBOX_CAP: usize = 4096;
+/// How often the control thread wakes to check signals and the routes file.
+const CONTROL_TICK: Duration = Duration::from_millis(50);
+/// How often backend host names are resolved again.
+const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+
+/// Where routes come from: `--route` lines (fixed) or a file (watched).
+enum RoutesSource {
+    Lines(Vec<String>),
+    File(PathBuf),
+    None,
+}
+
+/// Everything decided before the workers start.
+pub struct Startup {
+    pub settings: Settings,
+    pub warnings: Vec<String>,
+    routes: RoutesSource,
+    pub listen: Vec<SocketAddr>,
+    pub workers: usize,
+}
+
+/// Read the configuration as the command line says. Errors name the file, line and reason.
+pub fn prepare(opts: &Options) -> Result<Startup, String> {
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    let (settings, warnings) = match &opts.config {
+        Some(path) => Settings::load(path).map_err(|e| e.to_string())?,
+        None => match find_config_file(&cwd) {
+            Some(path) => Settings::load(&path).map_err(|e| e.to_string())?,
+            None => (Settings::defaults(), Vec::new()),
+        },
+    };
+    let routes = if !opts.routes.is_empty() {
+        RoutesSource::Lines(opts.routes.clone())
+    } else if let Some(path) = &settings.routesfile {
+        RoutesSource::File(path.clone())
+    } else {
+        RoutesSource::None
+    };
+    let listen = match &opts.port {
+        Some(p) => vec![parse_listen_addr(p).map_err(|e| format!("--port: {e}"))?],
+        None => settings.http_ports.clone(),
+    };
+    if listen.is_empty() {
+        return Err("no server ports configured: set [runner] http_port or pass --port".into());
+    }
+    let workers = opts
+        .workers
+        .or(settings.workers)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .clamp(1, 1024);
+    Ok(Startup {
+        settings,
+        warnings,
+        routes,
+        listen,
+        workers,
+    })
+}
+
+fn load_routes(source: &RoutesSource) -> Result<(RouteTable, Vec<String>), String> {
+    match source {
+        RoutesSource::Lines(lines) => RouteTable::from_lines(lines).map_err(|e| e.to_string()),
+        RoutesSource::File(path) => {
+            let text = read_limited(path)?;
+            RouteTable::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())
+        }
+        RoutesSource::None => Ok((RouteTable::default(), Vec::new())),
+    }
+}
+
+/// Routes files larger than this are refused rather than read into memory.
+const ROUTES_FILE_MAX: u64 = 16 * 1024 * 1024;
+
+fn read_limited(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > ROUTES_FILE_MAX {
+        return Err(format!(
+            "{}: larger than {ROUTES_FILE_MAX} bytes",
+            path.display()
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn build_router(source: &RoutesSource) -> Result<Router, String> {
+    let (table, warnings) = load_routes(source)?;
+    for w in warnings {
+        log::warn!("routes: {w}");
+    }
+    let (router, warnings) = Router::new(table);
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    Ok(router)
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+struct WorkerHandle {
+    inbox: Arc<Inbox<WorkerMsg>>,
+    thread: JoinHandle<()>,
+}
+
+/// Run until SIGINT/SIGTERM. Returns when every worker has stopped.
+pub fn run(startup: Startup) -> Result<(), String> {
+    let s = &startup.settings;
+    for w in &startup.warnings {
+        log::warn!("config: {w}");
+    }
+    match &startup.routes {
+        RoutesSource::None => {
+            log::warn!("no routes file and no --route: every request will get 502 Route not found")
+        }
+        RoutesSource::File(p) => log::info!("routes: {}", p.display()),
+        RoutesSource::Lines(l) => log::info!("routes: {} from the command line", l.len()),
+    }
+    let router = Arc::new(build_router(&startup.routes)?);
+
+    let mut listeners = Vec::new();
+    for addr in &startup.listen {
+        let l = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        l.set_nonblocking(true)
+            .map_err(|e| format!("{addr}: {e}"))?;
+        log::info!(
+            "listening on {}",
+            l.local_addr().map(|a| a.to_string()).unwrap_or_default()
+        );
+        listeners.push(l);
+    }
+
+    let shared = Arc::new(Shared {
+        cfg: ProxyConfig::from_settings(s),
+        conns: AtomicUsize::new(0),
+        max_conns: s.client_maxconn.max(1),
+        next_conn_id: AtomicU64::new(1),
+        pool_max_idle: s.backend_pool_max_idle,
+        pool_idle_timeout: Duration::from_millis(s.backend_pool_idle_ms),
+        control_limits: ControlLimits {
+            max_headers_size: s.push_in_http_max_headers_size,
+            max_body_size: s.push_in_http_max_body_size,
+        },
+    });
+
+    let mut control = match s.push_in_http_port {
+        Some(port) => {
+            let addr = SocketAddr::new(s.push_in_http_addr, port);
+            let l = std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("cannot listen on {addr} (control API): {e}"))?;
+            l.set_nonblocking(true)
+                .map_err(|e| format!("{addr}: {e}"))?;
+            log::info!("control API on {addr}");
+            Some(mio::net::TcpListener::from_std(l))
+        }
+        None => None,
+    };
+
+    // Register for signals before the workers start, so an early SIGTERM is not lost.
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| format!("signals: {e}"))?;
+
+    let mut workers = Vec::new();
+    for id in 0..startup.workers {
+        let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+        let waker =
+            mio::Waker::new(poll.registry(), mio::Token(0)).map_err(|e| format!("waker: {e}"))?;
+        let inbox = Inbox::new(INBOX_CAP, waker);
+        let mut mine = Vec::new();
+        for l in &listeners {
+            let clone = l.try_clone().map_err(|e| format!("listener: {e}"))?;
+            mine.push((mio::net::TcpListener::from_std(clone), ListenerKind::Client));
+        }
+        // The control API is light: one worker serves it.
+        if let Some(l) = control.take() {
+            mine.push((l, ListenerKind::Control));
+        }
+        let worker = Worker::new(WorkerSetup {
+            id,
+            poll,
+            inbox: Arc::clone(&inbox),
+            listeners: mine,
+            router: Arc::clone(&router),
+            shared: Arc::clone(&shared),
+        })
+        .map_err(|e| format!("worker {id}: {e}"))?;
+        let thread = std::thread::Builder::new()
+            .name(format!("worker-{id}"))
+            .spawn(move || worker.run())
+            .map_err(|e| format!("spawning worker {id}: {e}"))?;
+        workers.push(WorkerHandle { inbox, thread });
+    }
+    drop(listeners);
+    log::info!("started {} workers", workers.len());
+
+    control_loop(&startup, &mut signals, &workers, router);
+
+    let grace = Duration::from_millis(startup.settings.shutdown_grace_ms);
+    for w in &workers {
+        if w.inbox.push(WorkerMsg::Shutdown { grace }).is_err() {
+            log::error!("a worker inbox is full; it will stop at its next message drain");
+        }
+    }
+    for w in workers {
+        if w.thread.join().is_err() {
+            log::error!("a worker thread panicked");
+        }
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Wait for a stop signal, reloading routes on SIGHUP or when the routes file changes.
+fn control_loop(
+    startup: &Startup,
+    signals: &mut Signals,
+    workers: &[WorkerHandle],
+    initial: Arc<Router>,
+) {
+    let routes_path = match &startup.routes {
+        RoutesSource::File(p) => Some(p.clone()),
+        _ => None,
+    };
+    let check_every = Duration::from_millis(startup.settings.routes_check_interval_ms.max(50));
+    let mut last_mtime = routes_path.as_deref().and_then(modified);
+    let mut next_check = Instant::now() + check_every;
+    let mut next_resolve = Instant::now() + RESOLVE_EVERY;
+    let mut current = initial;
+    loop {
+        let mut reload = false;
+        for sig in signals.pending() {
+            match sig {
+                SIGHUP => {
+                    log::info!("SIGHUP: reloading routes");
+                    reload = true;
+                }
+                _ => {
+                    log::info!("signal {sig}: stopping");
+                    return;
+                }
+            }
+        }
+        let now = Instant::now();
+        if now >= next_check {
+            next_check = now + check_every;
+            if let Some(path) = &routes_path {
+                let mtime = modified(path);
+                if mtime != last_mtime {
+                    last_mtime = mtime;
+                    log::info!("routes: {} changed; reloading", path.display());
+                    reload = true;
+                }
+            }
+        }
+        let mut resolve = false;
+        if now >= next_resolve {
+            next_resolve = now + RESOLVE_EVERY;
+            resolve = current.addresses_changed();
+        }
+        if reload || resolve {
+            match build_router(&startup.routes) {
+                Ok(router) => {
+                    let router = Arc::new(router);
+                    log::info!("routes: loaded {} routes", router.table().len());
+                    for w in workers {
+                        if w.inbox
+                            .push(WorkerMsg::Router(Arc::clone(&router)))
+                            .is_err()
+                        {
+                            log::error!("routes: a worker inbox is full; it keeps its old routes until the next reload");
+                        }
+                    }
+                    current = router;
+                }
+                Err(e) => log::error!("routes: {e}; keeping the previous routes"),
+            }
+        }
+        std::thread::sleep(CONTROL_TICK);
+    }
+}
