@@ -72,6 +72,11 @@ impl InBuf {
         }
     }
 
+    /// Free space left before the buffer is full.
+    pub fn room(&self) -> usize {
+        self.cap - self.len()
+    }
+
     /// One `read` call into the free space. `Ok(0)` means end of stream, unless the buffer was full, in which case
     /// nothing is read and `Err(WouldBlock)`-like state is the caller's job: callers check `is_full` first.
     pub fn read_from<R: Read>(&mut self, r: &mut R) -> io::Result<usize> {

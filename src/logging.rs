@@ -1,9 +1,72 @@
 //! Log set-up: `env_logger` with Pushpin's levels (0 error … 4 trace), `RUST_LOG` taking precedence, and
 //! Pushpin's line shape: `[LEVEL] YYYY-MM-DD HH:MM:SS.mmm message`.
+//!
+//! Workers never write to the log file themselves: a line goes into a shared in-memory buffer and a writer
+//! thread flushes it every `FLUSH_EVERY`, so an access-log line per request costs no system call on the hot path.
+//! Policy when the writer falls behind: the buffer is capped at `LOG_BUFFER_MAX`; lines beyond it are dropped,
+//! counted, and the count is reported in the log as soon as there is room again.
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Bytes of log held in memory before lines are dropped.
+const LOG_BUFFER_MAX: usize = 4 * 1024 * 1024;
+/// How often the writer thread flushes.
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
+
+struct Shared {
+    pending: Mutex<Vec<u8>>,
+    dropped: AtomicU64,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+static SINK: OnceLock<Arc<Shared>> = OnceLock::new();
+
+/// What env_logger writes records into.
+struct BufferedSink(Arc<Shared>);
+
+impl Write for BufferedSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut pending = self.0.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.len() + buf.len() > LOG_BUFFER_MAX {
+            self.0.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            pending.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        // Deliberately nothing: the writer thread flushes on its own schedule.
+        Ok(())
+    }
+}
+
+/// Write out everything buffered so far (also called at exit).
+pub fn flush() {
+    if let Some(shared) = SINK.get() {
+        write_pending(shared);
+    }
+}
+
+fn write_pending(shared: &Shared) {
+    let data = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(|p| p.into_inner()));
+    let dropped = shared.dropped.swap(0, Ordering::Relaxed);
+    let mut out = shared.out.lock().unwrap_or_else(|p| p.into_inner());
+    // If the log destination itself fails there is nowhere left to report it.
+    let _ = out.write_all(&data);
+    if dropped > 0 {
+        let line = format!(
+            "[WARN] {} log: {dropped} lines dropped because the log writer fell behind\n",
+            timestamp(SystemTime::now())
+        );
+        let _ = out.write_all(line.as_bytes());
+    }
+    let _ = out.flush();
+}
 
 use crate::config::level_filter;
 
@@ -13,14 +76,31 @@ pub fn init(level: u8, logfile: Option<&Path>) -> Result<(), String> {
     if let Ok(spec) = std::env::var("RUST_LOG") {
         builder.parse_filters(&spec);
     }
-    if let Some(path) = logfile {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("{}: cannot open log file: {e}", path.display()))?;
-        builder.target(env_logger::Target::Pipe(Box::new(file)));
-    }
+    let out: Box<dyn Write + Send> = match logfile {
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("{}: cannot open log file: {e}", path.display()))?,
+        ),
+        None => Box::new(std::io::stderr()),
+    };
+    let shared = Arc::new(Shared {
+        pending: Mutex::new(Vec::new()),
+        dropped: AtomicU64::new(0),
+        out: Mutex::new(out),
+    });
+    let _ = SINK.set(Arc::clone(&shared));
+    let writer = Arc::clone(&shared);
+    std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn(move || loop {
+            std::thread::sleep(FLUSH_EVERY);
+            write_pending(&writer);
+        })
+        .map_err(|e| format!("logging: cannot start the writer thread: {e}"))?;
+    builder.target(env_logger::Target::Pipe(Box::new(BufferedSink(shared))));
     builder.format(|out, record| {
         let level = match record.level() {
             log::Level::Error => "ERR",

@@ -34,10 +34,11 @@ fn main() -> ExitCode {
         eprintln!("holdfast: {e}");
         return ExitCode::from(1);
     }
-    match server::run(startup) {
+    let result = server::run(startup);
+    logging::flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
             eprintln!("holdfast: {e}");
             ExitCode::from(1)
         }

@@ -5,6 +5,7 @@ mod local;
 pub mod rewrite;
 mod router;
 mod session;
+mod test_target;
 
 pub use config::ProxyConfig;
 pub use router::Router;

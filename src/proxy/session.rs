@@ -23,6 +23,7 @@ use super::config::{ProxyConfig, BODY_BUF_SIZE, LINGER, LINGER_DISCARD_MAX, OUT_
 use super::local::{write_continue, write_text_response, ORIGIN_ERROR, ROUTE_NOT_FOUND};
 use super::rewrite::{self, RequestContext};
 use super::router::Router;
+use super::test_target;
 use crate::buf::{InBuf, OutBuf};
 use crate::http1::{
     parse_request_head, parse_response_head, request_body_kind, response_body_kind, BodyDecoder,
@@ -376,12 +377,18 @@ impl<S: Socket> Session<S> {
                 progress = true;
                 continue;
             }
+            let room = self.client_in.room();
             match self.client_in.read_from(&mut self.client.sock) {
                 Ok(0) => {
                     self.client_eof = true;
                     progress = true;
                 }
-                Ok(_) => {
+                Ok(n) => {
+                    if n < room {
+                        // A short read drained the socket; the next arrival raises a new edge. Skipping the read
+                        // that would only return WouldBlock saves a system call per request.
+                        self.client.readable = false;
+                    }
                     self.last_activity = now;
                     if let Phase::ReadHead {
                         started: started @ None,
@@ -445,12 +452,16 @@ impl<S: Socket> Session<S> {
         }
         let mut progress = false;
         while b.ep.readable && !b.input.is_full() && !b.eof {
+            let room = b.input.room();
             match b.input.read_from(&mut b.ep.sock) {
                 Ok(0) => {
                     b.eof = true;
                     progress = true;
                 }
-                Ok(_) => {
+                Ok(n) => {
+                    if n < room {
+                        b.ep.readable = false; // drained: see read_client
+                    }
                     ex.last_progress = now;
                     progress = true;
                 }
@@ -603,6 +614,18 @@ impl<S: Socket> Session<S> {
         };
         if ws {
             self.respond_and_close(501, "WebSocket proxying is not supported yet", now);
+            return;
+        }
+        if route.targets.iter().any(|t| t.kind == TargetKind::Test) {
+            let local = test_target::local_path(&path, route.path_beg.as_deref());
+            let (code, text) = test_target::answer(local);
+            log::info!(
+                "{} {} -> test route={} code={code}",
+                head.method,
+                head.target,
+                route.id
+            );
+            self.respond_local(&head, req_kind, code, text, now);
             return;
         }
         let route_idx = router
@@ -1133,7 +1156,7 @@ impl<S: Socket> Session<S> {
             self.abort(detail.to_string().as_str());
             return;
         }
-        let text = if env.cfg.debug {
+        let text = if env.cfg.debug || route.debug {
             detail.to_string()
         } else if code == 504 {
             "Timed out waiting for the origin.".to_string()
