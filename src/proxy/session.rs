@@ -1343,3 +1343,6 @@ fn log_request(
         ua
     );
 }
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

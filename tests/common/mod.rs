@@ -244,7 +244,9 @@ impl Holdfast {
     }
 
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Wait for the process to exit.
@@ -523,7 +525,7 @@ impl Wire {
 
     /// The next head, up to and including the blank line. `Ok(None)` on a clean end of stream before any byte.
     pub fn read_head(&mut self) -> io::Result<Option<Vec<u8>>> {
-        let mut scanned = 0;
+        let mut scanned: usize = 0;
         loop {
             let data = self.buffered();
             if let Some(i) = find(&data[scanned.saturating_sub(3)..], b"\r\n\r\n") {
@@ -559,7 +561,7 @@ impl Wire {
     }
 
     /// Exactly `n` body bytes into `sink`.
-    fn read_exact_into(&mut self, mut n: u64, sink: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    pub fn read_exact_into(&mut self, mut n: u64, sink: &mut dyn FnMut(&[u8])) -> io::Result<()> {
         while n > 0 {
             if !self.has_buffered() && self.fill()? == 0 {
                 return Err(eof("end of stream inside a body"));
@@ -1026,7 +1028,8 @@ fn read_head_polling(wire: &mut Wire, st: &BackendState) -> io::Result<Option<Ve
         match wire.read_head() {
             Ok(h) => return Ok(h),
             Err(e)
-                if (e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut)
+                if (e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::TimedOut)
                     && !st.stop.load(Ordering::Acquire) =>
             {
                 continue
@@ -1051,13 +1054,16 @@ fn serve_conn(stream: TcpStream, conn: usize, st: Arc<BackendState>, handler: Ha
         let Ok(req) = read_request(&mut wire, head, conn, &st) else {
             return;
         };
-        let _ = wire.stream.set_read_timeout(Some(Duration::from_millis(100)));
-        let reply = handler(&req);
+        let _ = wire
+            .stream
+            .set_read_timeout(Some(Duration::from_millis(100)));
+        // Recorded before the handler runs, so a test can see a request its handler is still holding.
         {
             let mut reqs = st.requests.lock().unwrap_or_else(|p| p.into_inner());
             reqs.push(req.clone());
             st.arrived.notify_all();
         }
+        let reply = handler(&req);
         let keep = match reply {
             Reply::Full(code, headers, body) => {
                 let mut out = format!("HTTP/1.1 {code} {}\r\n", reason(code));
