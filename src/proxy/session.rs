@@ -50,6 +50,9 @@ pub struct Endpoint<S> {
     pub sock: S,
     pub readable: bool,
     pub writable: bool,
+    /// The poller said the peer closed its side. A short read then no longer proves the socket drained: the
+    /// end-of-stream is still to be read, and no further edge will announce it.
+    pub read_closed: bool,
 }
 
 impl<S> Endpoint<S> {
@@ -58,6 +61,7 @@ impl<S> Endpoint<S> {
             sock,
             readable: true,
             writable: true,
+            read_closed: false,
         }
     }
 }
@@ -238,6 +242,20 @@ impl<S: Socket> Session<S> {
         }
     }
 
+    /// The poller reported that the client closed its sending side.
+    pub fn set_client_read_closed(&mut self) {
+        self.client.readable = true;
+        self.client.read_closed = true;
+    }
+
+    /// The poller reported that the backend closed its sending side.
+    pub fn set_backend_read_closed(&mut self) {
+        if let Some(b) = &mut self.backend {
+            b.ep.readable = true;
+            b.ep.read_closed = true;
+        }
+    }
+
     /// The server is shutting down.
     pub fn begin_drain(&mut self) {
         self.draining = true;
@@ -384,7 +402,7 @@ impl<S: Socket> Session<S> {
                     progress = true;
                 }
                 Ok(n) => {
-                    if n < room {
+                    if n < room && !self.client.read_closed {
                         // A short read drained the socket; the next arrival raises a new edge. Skipping the read
                         // that would only return WouldBlock saves a system call per request.
                         self.client.readable = false;
@@ -459,7 +477,7 @@ impl<S: Socket> Session<S> {
                     progress = true;
                 }
                 Ok(n) => {
-                    if n < room {
+                    if n < room && !b.ep.read_closed {
                         b.ep.readable = false; // drained: see read_client
                     }
                     ex.last_progress = now;
@@ -895,7 +913,7 @@ impl<S: Socket> Session<S> {
         self.backend = None;
         if ex.resp_bytes == 0 {
             log::info!("{} {} code={code} {text}", ex.head.method, ex.head.target);
-            self.client_out.clear();
+            // Only an interim 100 Continue can be queued here; it may be partly sent, so append after it.
             write_text_response(self.client_out.vec(), code, text, true);
             self.phase = Phase::Closing {
                 since: self.now,
@@ -1008,7 +1026,10 @@ impl<S: Socket> Session<S> {
         let kind = response_body_kind(&resp, &ex.head.method)
             .map_err(|e| format!("invalid response framing from origin: {e}"))?;
         let framing = rewrite::client_framing(kind, ex.head.version);
+        // A response that starts before the request body is complete ends the connection: the rest of the body
+        // is still on the wire and can't be told apart from a next request.
         let keep_alive = ex.client_keep_alive
+            && ex.req_done
             && !self.draining
             && framing != BodyKind::CloseDelimited
             && !(self.client_eof && self.client_in.is_empty());
@@ -1164,7 +1185,7 @@ impl<S: Socket> Session<S> {
             ORIGIN_ERROR.to_string()
         };
         let keep = ex.client_keep_alive && ex.req_kind == BodyKind::None && !self.draining;
-        self.client_out.clear();
+        // Only an interim 100 Continue can be queued here; it may be partly sent, so append after it.
         write_text_response(self.client_out.vec(), code, &text, !keep);
         self.phase = if keep {
             Phase::ReadHead { started: None }

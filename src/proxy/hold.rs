@@ -1,0 +1,544 @@
+//! A held client connection (GRIP `Grip-Hold: response` or `stream`), sans-IO.
+//!
+//! The session hands published items to `deliver`, time to `on_time`, and drains bytes with `pump`. Nothing here
+//! touches a socket or the worker's channel index: the session reports subscription changes to the worker.
+//!
+//! Delivery policy (holdfast's default; Pushpin's `message_rate`/`message_hwm` apply on top when set):
+//! * Each held connection queues at most `HELD_QUEUE_MAX` published messages that it has not yet encoded.
+//!   Messages are encoded into the connection's write queue only while that queue holds less than
+//!   `OUT_QUEUE_MAX` bytes, so a slow client cannot make us buffer without bound.
+//! * When the message queue is full, the oldest queued message is dropped: counted per connection and in the
+//!   worker's statistics, and logged once per connection.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::config::OUT_QUEUE_MAX;
+use super::rewrite;
+use crate::buf::OutBuf;
+use crate::grip::{HoldMode, Instruct, KeepAlive, KeepAliveMode};
+use crate::http1::{remove_headers, set_header, BodyEncoder, BodyKind, Header, ResponseHead, Version};
+use crate::publish::{Action, Item};
+
+/// Published messages a held connection may queue before the oldest is dropped.
+pub const HELD_QUEUE_MAX: usize = 1024;
+/// Filters Pushpin knows; other names are ignored, as Pushpin does.
+const CONTENT_FILTERS: [&str; 2] = ["build-id", "var-subst"];
+
+/// One channel of a hold, with the name as published to (route prefix applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldChannel {
+    pub name: String,
+    pub filters: Vec<String>,
+    /// Implicit `sub=` channels are not affected by instructions.
+    pub implicit: bool,
+}
+
+/// What happened when the hold was given time or bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Still held.
+    Held,
+    /// The response is complete (a published response, the timeout response, or a closed stream).
+    Finished,
+}
+
+/// How a published item is addressed to this hold.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub item: Arc<Item>,
+    pub channel: usize,
+}
+
+pub struct Hold {
+    pub mode: HoldMode,
+    pub channels: Vec<HeldChannel>,
+    meta: Vec<(String, String)>,
+    client_version: Version,
+    keep_alive_conn: bool,
+    /// The response used at timeout (response mode), and as the base of a published response.
+    code: u16,
+    reason: String,
+    headers: Vec<Header>,
+    body: Vec<u8>,
+    timeout_at: Option<Instant>,
+    encoder: Option<BodyEncoder>,
+    keep_alive: Option<KeepAlive>,
+    keep_alive_at: Option<Instant>,
+    queue: VecDeque<Delivery>,
+    pub dropped: u64,
+    pub delivered: u64,
+    finished: bool,
+}
+
+impl Hold {
+    /// Start holding. For a stream hold the initial response head and body are appended to `out` at once.
+    pub fn start(
+        instruct: Instruct,
+        prefix: &str,
+        implicit: &[String],
+        client_version: Version,
+        keep_alive_conn: bool,
+        now: Instant,
+        out: &mut OutBuf,
+    ) -> Option<Hold> {
+        let hold = instruct.hold?;
+        let mut channels: Vec<HeldChannel> = hold
+            .channels
+            .into_iter()
+            .map(|c| HeldChannel {
+                name: format!("{prefix}{}", c.name),
+                filters: c.filters,
+                implicit: false,
+            })
+            .collect();
+        for sub in implicit {
+            if !channels.iter().any(|c| &c.name == sub) {
+                channels.push(HeldChannel {
+                    name: sub.clone(),
+                    filters: Vec::new(),
+                    implicit: true,
+                });
+            }
+        }
+        let mut h = Hold {
+            mode: hold.mode,
+            channels,
+            meta: hold.meta,
+            client_version,
+            keep_alive_conn,
+            code: instruct.code,
+            reason: instruct.reason,
+            headers: instruct.headers,
+            body: instruct.body,
+            timeout_at: None,
+            encoder: None,
+            keep_alive: None,
+            keep_alive_at: None,
+            queue: VecDeque::new(),
+            dropped: 0,
+            delivered: 0,
+            finished: false,
+        };
+        match hold.mode {
+            HoldMode::Response => {
+                h.timeout_at = Some(now + Duration::from_secs(hold.timeout_secs));
+            }
+            HoldMode::Stream => {
+                let framing = match client_version {
+                    Version::Http11 => BodyKind::Chunked,
+                    Version::Http10 => BodyKind::CloseDelimited,
+                };
+                // A close-delimited stream can't be followed by another request on the connection.
+                h.keep_alive_conn &= framing == BodyKind::Chunked;
+                let mut headers = std::mem::take(&mut h.headers);
+                remove_headers(&mut headers, "Content-Length");
+                let head = ResponseHead {
+                    version: Version::Http11,
+                    code: h.code,
+                    reason: h.reason.clone(),
+                    headers,
+                };
+                rewrite::client_response(&head, framing, h.keep_alive_conn, client_version, out.vec());
+                let mut enc = BodyEncoder::new(framing);
+                let body = std::mem::take(&mut h.body);
+                // Encoding into a fresh chunked/close-delimited encoder can't fail.
+                let _ = enc.encode(&body, out.vec());
+                h.encoder = Some(enc);
+                if let Some(ka) = hold.keep_alive {
+                    h.keep_alive_at = Some(now + Duration::from_secs(ka.timeout_secs));
+                    h.keep_alive = Some(ka);
+                }
+            }
+        }
+        Some(h)
+    }
+
+    /// Whether the connection may carry another request once this hold finishes.
+    pub fn keep_alive_conn(&self) -> bool {
+        self.keep_alive_conn
+    }
+
+    /// The HTTP status sent to the client (for the access log).
+    pub fn status(&self) -> u16 {
+        self.code
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Queue a published item for this hold, if its format and filters say it is for us. `subscribed` answers
+    /// whether the connection listens on a channel (for `require-sub`). Returns whether it was queued.
+    pub fn deliver(&mut self, item: &Arc<Item>, channel: &str, subscribed: &dyn Fn(&str) -> bool) -> bool {
+        if self.finished {
+            return false;
+        }
+        let Some(idx) = self.channels.iter().position(|c| c.name == channel) else { return false };
+        let wanted = match self.mode {
+            HoldMode::Response => item.http_response.is_some(),
+            HoldMode::Stream => item.http_stream.is_some(),
+        };
+        if !wanted || !self.passes_filters(idx, item, subscribed) {
+            return false;
+        }
+        if self.queue.len() >= HELD_QUEUE_MAX {
+            self.queue.pop_front();
+            self.dropped += 1;
+        }
+        self.queue.push_back(Delivery {
+            item: Arc::clone(item),
+            channel: idx,
+        });
+        true
+    }
+
+    fn passes_filters(&self, channel: usize, item: &Item, subscribed: &dyn Fn(&str) -> bool) -> bool {
+        let filters = &self.channels[channel].filters;
+        let sub_meta = |k: &str| self.meta.iter().find(|(mk, _)| mk == k).map(|(_, v)| v.as_str());
+        let pub_meta = |k: &str| item.meta.iter().find(|(mk, _)| mk == k).map(|(_, v)| v.as_str());
+        for f in filters {
+            let keep = match f.as_str() {
+                "skip-self" => match (sub_meta("user"), pub_meta("sender")) {
+                    (Some(u), Some(s)) => u != s,
+                    _ => true,
+                },
+                "skip-users" => match (sub_meta("user"), pub_meta("skip_users")) {
+                    (Some(u), Some(list)) => !list.split(',').any(|x| x.trim() == u),
+                    _ => true,
+                },
+                "require-sub" => match pub_meta("require_sub") {
+                    Some(ch) => subscribed(ch),
+                    None => true,
+                },
+                _ => true,
+            };
+            if !keep {
+                return false;
+            }
+        }
+        // content-filters: deliver only to subscriptions whose content-affecting filters match exactly.
+        let content_filters = match self.mode {
+            HoldMode::Response => item.http_response.as_ref().and_then(|f| f.content_filters.as_ref()),
+            HoldMode::Stream => item.http_stream.as_ref().and_then(|f| f.content_filters.as_ref()),
+        };
+        if let Some(wanted) = content_filters {
+            let ours: Vec<&String> = filters.iter().filter(|f| CONTENT_FILTERS.contains(&f.as_str())).collect();
+            if ours.len() != wanted.len() || ours.iter().zip(wanted).any(|(a, b)| *a != b) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Apply the channel's content-rewriting filters (`var-subst`) to a message.
+    fn rewrite_content<'a>(&self, channel: usize, content: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        if !self.channels[channel].filters.iter().any(|f| f == "var-subst") {
+            return std::borrow::Cow::Borrowed(content);
+        }
+        std::borrow::Cow::Owned(var_subst(content, &self.meta))
+    }
+
+    /// Encode queued messages into `out` (while it has room) and handle the ones that end the hold.
+    pub fn pump(&mut self, out: &mut OutBuf) -> Outcome {
+        while !self.finished && out.len() < OUT_QUEUE_MAX {
+            let Some(d) = self.queue.pop_front() else { break };
+            match self.mode {
+                HoldMode::Response => self.send_published_response(&d, out),
+                HoldMode::Stream => self.send_stream_item(&d, out),
+            }
+        }
+        if self.finished {
+            Outcome::Finished
+        } else {
+            Outcome::Held
+        }
+    }
+
+    fn send_published_response(&mut self, d: &Delivery, out: &mut OutBuf) {
+        let Some(f) = &d.item.http_response else { return };
+        match f.action {
+            Action::Send => {}
+            // Hints ask Pushpin to re-request the backend; closes and refreshes don't apply to response holds.
+            Action::Hint | Action::Close | Action::Refresh => return,
+        }
+        let mut headers = self.headers.clone();
+        for (name, value) in &f.headers {
+            if name.len() >= 5 && name[..5].eq_ignore_ascii_case("grip-") {
+                continue;
+            }
+            set_header(&mut headers, name, value);
+        }
+        let body = f.body.clone().unwrap_or_default();
+        let body = self.rewrite_content(d.channel, &body).into_owned();
+        let code = f.code;
+        let reason = f
+            .reason
+            .clone()
+            .unwrap_or_else(|| crate::grip::reason_phrase(code).to_string());
+        self.code = code;
+        self.write_full_response(code, &reason, headers, &body, out);
+        self.delivered += 1;
+    }
+
+    fn send_stream_item(&mut self, d: &Delivery, out: &mut OutBuf) {
+        let Some(f) = &d.item.http_stream else { return };
+        match f.action {
+            Action::Send => {
+                let content = self.rewrite_content(d.channel, &f.content).into_owned();
+                if let Some(enc) = &mut self.encoder {
+                    let _ = enc.encode(&content, out.vec());
+                }
+                self.delivered += 1;
+                if let (Some(ka), Some(at)) = (&self.keep_alive, &mut self.keep_alive_at) {
+                    if ka.mode == KeepAliveMode::Idle {
+                        // Idle mode: a message resets the keep-alive timer. The reset is applied in on_time.
+                        *at = Instant::now().max(*at);
+                    }
+                }
+            }
+            Action::Close => self.end_stream(out),
+            Action::Hint | Action::Refresh => {}
+        }
+    }
+
+    fn end_stream(&mut self, out: &mut OutBuf) {
+        if let Some(enc) = &mut self.encoder {
+            let _ = enc.finish(out.vec());
+        }
+        self.finished = true;
+    }
+
+    fn write_full_response(&mut self, code: u16, reason: &str, mut headers: Vec<Header>, body: &[u8], out: &mut OutBuf) {
+        remove_headers(&mut headers, "Content-Length");
+        remove_headers(&mut headers, "Transfer-Encoding");
+        headers.push(Header::new("Content-Length", body.len().to_string().as_bytes()));
+        let head = ResponseHead {
+            version: Version::Http11,
+            code,
+            reason: reason.to_string(),
+            headers,
+        };
+        rewrite::client_response(
+            &head,
+            BodyKind::Length(body.len() as u64),
+            self.keep_alive_conn,
+            self.client_version,
+            out.vec(),
+        );
+        out.extend(body);
+        self.finished = true;
+    }
+
+    /// The next time `on_time` has something to do.
+    pub fn deadline(&self) -> Option<Instant> {
+        match (self.timeout_at, self.keep_alive_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Handle timers: the response-hold timeout (answer with the original response) and stream keep-alives.
+    pub fn on_time(&mut self, now: Instant, last_write: Instant, out: &mut OutBuf) -> Outcome {
+        if self.finished {
+            return Outcome::Finished;
+        }
+        if let Some(at) = self.timeout_at {
+            if now >= at {
+                self.timeout_at = None;
+                let headers = self.headers.clone();
+                let body = std::mem::take(&mut self.body);
+                let (code, reason) = (self.code, self.reason.clone());
+                self.write_full_response(code, &reason, headers, &body, out);
+                return Outcome::Finished;
+            }
+        }
+        if let (Some(ka), Some(at)) = (&self.keep_alive, self.keep_alive_at) {
+            let period = Duration::from_secs(ka.timeout_secs);
+            let due = match ka.mode {
+                // Idle: only when nothing was written for a whole period.
+                KeepAliveMode::Idle => at.max(last_write + period),
+                KeepAliveMode::Interval => at,
+            };
+            if now >= due {
+                if let Some(enc) = &mut self.encoder {
+                    let _ = enc.encode(&ka.data, out.vec());
+                }
+                self.keep_alive_at = Some(now + period);
+            } else {
+                self.keep_alive_at = Some(due);
+            }
+        }
+        Outcome::Held
+    }
+}
+
+/// `var-subst`: replace `%(name)s` with the subscription meta value `name` (empty if unset); `%%` is `%`.
+fn var_subst(content: &[u8], meta: &[(String, String)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len());
+    let mut i = 0;
+    while i < content.len() {
+        if content[i] == b'%' {
+            if content.get(i + 1) == Some(&b'%') {
+                out.push(b'%');
+                i += 2;
+                continue;
+            }
+            if content.get(i + 1) == Some(&b'(') {
+                if let Some(close) = content[i + 2..].iter().position(|&b| b == b')') {
+                    let name_end = i + 2 + close;
+                    if content.get(name_end + 1) == Some(&b's') {
+                        let name = &content[i + 2..name_end];
+                        if let Some((_, v)) = meta.iter().find(|(k, _)| k.as_bytes() == name) {
+                            out.extend_from_slice(v.as_bytes());
+                        }
+                        i = name_end + 2;
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push(content[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grip::{parse_instruct, InstructLimits};
+    use crate::publish::parse_publish_body;
+
+    fn instruct(headers: &[(&str, &str)], body: &str) -> Instruct {
+        let headers: Vec<Header> = headers.iter().map(|(n, v)| Header::new(n, v.as_bytes())).collect();
+        parse_instruct(200, "OK", &headers, body.as_bytes(), &InstructLimits::default()).unwrap()
+    }
+
+    fn items(json: &str) -> Vec<Arc<Item>> {
+        parse_publish_body(json.as_bytes()).unwrap().into_iter().map(Arc::new).collect()
+    }
+
+    fn text(out: &OutBuf) -> String {
+        String::from_utf8_lossy(out.data()).into_owned()
+    }
+
+    #[test]
+    fn stream_hold_sends_head_then_published_chunks_then_close() {
+        let now = Instant::now();
+        let mut out = OutBuf::new();
+        let inst = instruct(&[("Grip-Hold", "stream"), ("Grip-Channel", "c"), ("Content-Type", "text/plain")], "opened\n");
+        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        let head = text(&out);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("Transfer-Encoding: chunked\r\n"));
+        assert!(!head.contains("Content-Length"));
+        assert!(head.ends_with("\r\n\r\n7\r\nopened\n\r\n"), "{head}");
+        out.clear();
+        for item in items(r#"{"items":[{"channel":"c","formats":{"http-stream":{"content":"one\n"}}},{"channel":"c","formats":{"http-stream":{"action":"close"}}}]}"#) {
+            assert!(h.deliver(&item, "c", &|_| false));
+        }
+        assert_eq!(h.pump(&mut out), Outcome::Finished);
+        assert_eq!(text(&out), "4\r\none\n\r\n0\r\n\r\n");
+    }
+
+    #[test]
+    fn response_hold_answers_with_the_publish_overlaid_on_the_original() {
+        let now = Instant::now();
+        let mut out = OutBuf::new();
+        let inst = instruct(&[("Grip-Hold", "response"), ("Grip-Channel", "c"), ("X-Orig", "1"), ("X-Pub", "old")], "timeout body\n");
+        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        assert!(out.is_empty(), "nothing is sent until a publish or the timeout");
+        let item = &items(r#"{"items":[{"channel":"c","formats":{"http-response":{"code":203,"headers":{"X-Pub":"new"},"body":"hi\n"}}}]}"#)[0];
+        assert!(h.deliver(item, "c", &|_| false));
+        assert_eq!(h.pump(&mut out), Outcome::Finished);
+        let t = text(&out);
+        assert!(t.starts_with("HTTP/1.1 203 Non-Authoritative Information\r\n"), "{t}");
+        assert!(t.contains("X-Orig: 1\r\n") && t.contains("X-Pub: new\r\n") && !t.contains("old"), "{t}");
+        assert!(t.ends_with("Content-Length: 3\r\n\r\nhi\n"), "{t}");
+    }
+
+    #[test]
+    fn response_hold_times_out_with_the_original_response() {
+        let now = Instant::now();
+        let mut out = OutBuf::new();
+        let inst = instruct(&[("Grip-Hold", "response"), ("Grip-Channel", "c"), ("Grip-Timeout", "7")], "nothing\n");
+        let mut h = Hold::start(inst, "", &[], Version::Http11, false, now, &mut out).unwrap();
+        assert_eq!(h.deadline(), Some(now + Duration::from_secs(7)));
+        assert_eq!(h.on_time(now + Duration::from_secs(6), now, &mut out), Outcome::Held);
+        assert_eq!(h.on_time(now + Duration::from_secs(7), now, &mut out), Outcome::Finished);
+        let t = text(&out);
+        assert!(t.starts_with("HTTP/1.1 200 OK\r\n") && t.contains("Connection: close\r\n"), "{t}");
+        assert!(t.ends_with("Content-Length: 8\r\n\r\nnothing\n"), "{t}");
+    }
+
+    #[test]
+    fn keep_alive_is_sent_when_idle() {
+        let now = Instant::now();
+        let mut out = OutBuf::new();
+        let inst = instruct(
+            &[("Grip-Hold", "stream"), ("Grip-Channel", "c"), ("Grip-Keep-Alive", ":\\n\\n; format=cstring; timeout=3")],
+            "",
+        );
+        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        out.clear();
+        assert_eq!(h.deadline(), Some(now + Duration::from_secs(3)));
+        // Something was written at +2 s: idle mode waits a full period after it.
+        h.on_time(now + Duration::from_secs(3), now + Duration::from_secs(2), &mut out);
+        assert!(out.is_empty());
+        h.on_time(now + Duration::from_secs(5), now + Duration::from_secs(2), &mut out);
+        assert_eq!(text(&out), "3\r\n:\n\n\r\n");
+    }
+
+    #[test]
+    fn wrong_format_and_filters_are_not_delivered() {
+        let now = Instant::now();
+        let mut out = OutBuf::new();
+        let inst = instruct(
+            &[("Grip-Hold", "stream"), ("Grip-Channel", "c; filter=skip-self"), ("Grip-Set-Meta", "user=alice")],
+            "",
+        );
+        let mut h = Hold::start(inst, "p-", &[], Version::Http11, true, now, &mut out).unwrap();
+        let list = items(
+            r#"{"items":[
+            {"channel":"p-c","formats":{"http-response":{"body":"x"}}},
+            {"channel":"p-c","meta":{"sender":"alice"},"formats":{"http-stream":{"content":"mine"}}},
+            {"channel":"p-c","meta":{"sender":"bob"},"formats":{"http-stream":{"content":"bob's"}}},
+            {"channel":"c","formats":{"http-stream":{"content":"unprefixed"}}}]}"#,
+        );
+        let got: Vec<bool> = list
+            .iter()
+            .map(|i| h.deliver(i, &i.channel, &|_| false))
+            .collect();
+        assert_eq!(got, vec![false, false, true, false]);
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest() {
+        let now = Instant::now();
+        let mut out = OutBuf::new();
+        let inst = instruct(&[("Grip-Hold", "stream"), ("Grip-Channel", "c")], "");
+        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        out.clear();
+        let item = &items(r#"{"items":[{"channel":"c","formats":{"http-stream":{"content":"m"}}}]}"#)[0];
+        for _ in 0..HELD_QUEUE_MAX + 5 {
+            h.deliver(item, "c", &|_| false);
+        }
+        assert_eq!(h.dropped, 5);
+    }
+
+    #[test]
+    fn var_subst_table() {
+        let meta = vec![("name".to_string(), "ann".to_string())];
+        for (input, want) in [
+            ("hi %(name)s!", "hi ann!"),
+            ("100%%", "100%"),
+            ("%(missing)s.", "."),
+            ("%(unterminated", "%(unterminated"),
+            ("%(name)x", "%(name)x"),
+        ] {
+            assert_eq!(String::from_utf8(var_subst(input.as_bytes(), &meta)).unwrap(), want, "{input}");
+        }
+    }
+}
