@@ -175,6 +175,14 @@ impl OutBuf {
         }
     }
 
+    /// Give back all memory once drained (held connections keep none while they wait).
+    pub fn release(&mut self) {
+        if self.is_empty() && self.data.capacity() > 0 {
+            self.data = Vec::new();
+            self.pos = 0;
+        }
+    }
+
     pub fn clear(&mut self) {
         self.data.clear();
         self.pos = 0;

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,7 +19,7 @@ use crate::cli::Options;
 use crate::config::{find_config_file, parse_listen_addr, Settings};
 use crate::control::ControlLimits;
 use crate::proxy::{ProxyConfig, Router};
-use crate::reactor::{Inbox, ListenerKind, Shared, Worker, WorkerMsg, WorkerSetup};
+use crate::reactor::{Inbox, ListenerKind, Shared, Stats, Worker, WorkerMsg, WorkerSetup};
 use crate::routes::RouteTable;
 
 /// Messages queued per worker inbox before senders are refused.
@@ -143,7 +143,7 @@ fn build_router(source: &RoutesSource) -> Result<Router, String> {
     for w in warnings {
         log::warn!("routes: {w}");
     }
-    let (router, warnings) = Router::new(table);
+    let (router, warnings) = Router::new(table)?;
     for w in warnings {
         log::warn!("{w}");
     }
@@ -195,12 +195,14 @@ pub fn run(startup: Startup) -> Result<(), String> {
     }
 
     let shared = Arc::new(Shared {
-        cfg: ProxyConfig::from_settings(s),
+        cfg: ProxyConfig::from_settings(s)?,
         conns: AtomicUsize::new(0),
         max_conns: s.client_maxconn.max(1),
         next_conn_id: AtomicU64::new(1),
         pool_max_idle: s.backend_pool_max_idle,
         pool_idle_timeout: Duration::from_millis(s.backend_pool_idle_ms),
+        inboxes: OnceLock::new(),
+        stats: Stats::default(),
         control_limits: ControlLimits {
             max_headers_size: s.push_in_http_max_headers_size,
             max_body_size: s.push_in_http_max_body_size,
@@ -255,6 +257,9 @@ pub fn run(startup: Startup) -> Result<(), String> {
         workers.push(WorkerHandle { inbox, thread });
     }
     drop(listeners);
+    let _ = shared
+        .inboxes
+        .set(workers.iter().map(|w| Arc::clone(&w.inbox)).collect());
     log::info!("started {} workers", workers.len());
 
     control_loop(&startup, &mut signals, &workers, router);

@@ -4,10 +4,13 @@ mod http;
 mod session;
 
 pub use http::{response, text_response, ControlLimits, ControlRequest, Format};
+
+use crate::publish::parse_publish_body;
+use crate::reactor::Shared;
 pub use session::{ControlSession, ControlWant};
 
-/// Answer a transport-valid control request. Publishing and recovery are wired in by the GRIP work.
-pub fn handle(req: &ControlRequest) -> Vec<u8> {
+/// Answer a transport-valid control request (spec 5.1).
+pub fn handle(req: &ControlRequest, shared: &Shared) -> Vec<u8> {
     let path = req
         .path
         .strip_suffix('/')
@@ -20,11 +23,16 @@ pub fn handle(req: &ControlRequest) -> Vec<u8> {
             let body = format!("Method not allowed: {}.\n", req.method);
             response(405, "text/plain", body.as_bytes(), &allow)
         }
-        "/publish" | "/recover" => text_response(
-            503,
-            "Publishing is not available in this build yet.",
-            req.format,
-        ),
+        "/publish" => match parse_publish_body(&req.body) {
+            Ok(items) => {
+                log::debug!("control: publish of {} items", items.len());
+                shared.publish(items);
+                text_response(200, "Published", req.format)
+            }
+            Err(reason) => text_response(400, &reason, req.format),
+        },
+        // Holdfast keeps no per-channel sequencing state yet, so there is nothing to reset.
+        "/recover" => text_response(200, "Updated", req.format),
         _ => text_response(404, "Not Found", req.format),
     }
 }

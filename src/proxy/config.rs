@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::config::{Settings, XffRule, XfpMode};
+use crate::grip::{parse_key, SigKey};
 use crate::http1::HeadLimits;
 
 /// Largest response head accepted from a backend. Backends are trusted more than clients, but a broken one must
@@ -37,10 +38,17 @@ pub struct ProxyConfig {
     pub cdn_loop: Option<String>,
     pub log_from: bool,
     pub log_user_agent: bool,
+    /// `connection_subscription_max`: channels one hold may listen on.
+    pub subscription_max: usize,
+    /// Grip-Sig issuer and key for routes that don't set their own (`sig_iss`, `sig_key`).
+    pub sig: Option<(String, SigKey)>,
+    /// Key that makes a client trusted when its Grip-Sig verifies (`upstream_key`).
+    pub upstream_key: Option<SigKey>,
 }
 
 impl ProxyConfig {
-    pub fn from_settings(s: &Settings) -> ProxyConfig {
+    /// Errors name the key whose value can't be used.
+    pub fn from_settings(s: &Settings) -> Result<ProxyConfig, String> {
         let client_head = HeadLimits {
             max_head: s.client_buffer_size.max(256),
             ..HeadLimits::default()
@@ -50,7 +58,18 @@ impl ProxyConfig {
             max_headers: 256,
             max_uri: BACKEND_HEAD_MAX,
         };
-        ProxyConfig {
+        let sig = match &s.sig_key {
+            Some(k) => Some((
+                s.sig_iss.clone(),
+                parse_key(k).map_err(|e| format!("[proxy] sig_key: {e}"))?,
+            )),
+            None => None,
+        };
+        let upstream_key = match &s.upstream_key {
+            Some(k) => Some(parse_key(k).map_err(|e| format!("[proxy] upstream_key: {e}"))?),
+            None => None,
+        };
+        Ok(ProxyConfig {
             client_head,
             backend_head,
             client_idle_timeout: Duration::from_millis(s.client_idle_timeout_ms),
@@ -67,7 +86,10 @@ impl ProxyConfig {
             cdn_loop: s.cdn_loop.clone(),
             log_from: s.log_from,
             log_user_agent: s.log_user_agent,
-        }
+            subscription_max: s.connection_subscription_max.max(1),
+            sig,
+            upstream_key,
+        })
     }
 
     /// Whether any X-Forwarded-Proto option is on: then clients' own X-Forwarded-Proto headers are stripped.

@@ -18,7 +18,9 @@ use super::config::OUT_QUEUE_MAX;
 use super::rewrite;
 use crate::buf::OutBuf;
 use crate::grip::{HoldMode, Instruct, KeepAlive, KeepAliveMode};
-use crate::http1::{remove_headers, set_header, BodyEncoder, BodyKind, Header, ResponseHead, Version};
+use crate::http1::{
+    remove_headers, set_header, BodyEncoder, BodyKind, Header, ResponseHead, Version,
+};
 use crate::publish::{Action, Item};
 
 /// Published messages a held connection may queue before the oldest is dropped.
@@ -140,7 +142,13 @@ impl Hold {
                     reason: h.reason.clone(),
                     headers,
                 };
-                rewrite::client_response(&head, framing, h.keep_alive_conn, client_version, out.vec());
+                rewrite::client_response(
+                    &head,
+                    framing,
+                    h.keep_alive_conn,
+                    client_version,
+                    out.vec(),
+                );
                 let mut enc = BodyEncoder::new(framing);
                 let body = std::mem::take(&mut h.body);
                 // Encoding into a fresh chunked/close-delimited encoder can't fail.
@@ -171,11 +179,18 @@ impl Hold {
 
     /// Queue a published item for this hold, if its format and filters say it is for us. `subscribed` answers
     /// whether the connection listens on a channel (for `require-sub`). Returns whether it was queued.
-    pub fn deliver(&mut self, item: &Arc<Item>, channel: &str, subscribed: &dyn Fn(&str) -> bool) -> bool {
+    pub fn deliver(
+        &mut self,
+        item: &Arc<Item>,
+        channel: &str,
+        subscribed: &dyn Fn(&str) -> bool,
+    ) -> bool {
         if self.finished {
             return false;
         }
-        let Some(idx) = self.channels.iter().position(|c| c.name == channel) else { return false };
+        let Some(idx) = self.channels.iter().position(|c| c.name == channel) else {
+            return false;
+        };
         let wanted = match self.mode {
             HoldMode::Response => item.http_response.is_some(),
             HoldMode::Stream => item.http_stream.is_some(),
@@ -194,10 +209,25 @@ impl Hold {
         true
     }
 
-    fn passes_filters(&self, channel: usize, item: &Item, subscribed: &dyn Fn(&str) -> bool) -> bool {
+    fn passes_filters(
+        &self,
+        channel: usize,
+        item: &Item,
+        subscribed: &dyn Fn(&str) -> bool,
+    ) -> bool {
         let filters = &self.channels[channel].filters;
-        let sub_meta = |k: &str| self.meta.iter().find(|(mk, _)| mk == k).map(|(_, v)| v.as_str());
-        let pub_meta = |k: &str| item.meta.iter().find(|(mk, _)| mk == k).map(|(_, v)| v.as_str());
+        let sub_meta = |k: &str| {
+            self.meta
+                .iter()
+                .find(|(mk, _)| mk == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let pub_meta = |k: &str| {
+            item.meta
+                .iter()
+                .find(|(mk, _)| mk == k)
+                .map(|(_, v)| v.as_str())
+        };
         for f in filters {
             let keep = match f.as_str() {
                 "skip-self" => match (sub_meta("user"), pub_meta("sender")) {
@@ -220,11 +250,20 @@ impl Hold {
         }
         // content-filters: deliver only to subscriptions whose content-affecting filters match exactly.
         let content_filters = match self.mode {
-            HoldMode::Response => item.http_response.as_ref().and_then(|f| f.content_filters.as_ref()),
-            HoldMode::Stream => item.http_stream.as_ref().and_then(|f| f.content_filters.as_ref()),
+            HoldMode::Response => item
+                .http_response
+                .as_ref()
+                .and_then(|f| f.content_filters.as_ref()),
+            HoldMode::Stream => item
+                .http_stream
+                .as_ref()
+                .and_then(|f| f.content_filters.as_ref()),
         };
         if let Some(wanted) = content_filters {
-            let ours: Vec<&String> = filters.iter().filter(|f| CONTENT_FILTERS.contains(&f.as_str())).collect();
+            let ours: Vec<&String> = filters
+                .iter()
+                .filter(|f| CONTENT_FILTERS.contains(&f.as_str()))
+                .collect();
             if ours.len() != wanted.len() || ours.iter().zip(wanted).any(|(a, b)| *a != b) {
                 return false;
             }
@@ -234,7 +273,11 @@ impl Hold {
 
     /// Apply the channel's content-rewriting filters (`var-subst`) to a message.
     fn rewrite_content<'a>(&self, channel: usize, content: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
-        if !self.channels[channel].filters.iter().any(|f| f == "var-subst") {
+        if !self.channels[channel]
+            .filters
+            .iter()
+            .any(|f| f == "var-subst")
+        {
             return std::borrow::Cow::Borrowed(content);
         }
         std::borrow::Cow::Owned(var_subst(content, &self.meta))
@@ -243,7 +286,9 @@ impl Hold {
     /// Encode queued messages into `out` (while it has room) and handle the ones that end the hold.
     pub fn pump(&mut self, out: &mut OutBuf) -> Outcome {
         while !self.finished && out.len() < OUT_QUEUE_MAX {
-            let Some(d) = self.queue.pop_front() else { break };
+            let Some(d) = self.queue.pop_front() else {
+                break;
+            };
             match self.mode {
                 HoldMode::Response => self.send_published_response(&d, out),
                 HoldMode::Stream => self.send_stream_item(&d, out),
@@ -257,7 +302,9 @@ impl Hold {
     }
 
     fn send_published_response(&mut self, d: &Delivery, out: &mut OutBuf) {
-        let Some(f) = &d.item.http_response else { return };
+        let Some(f) = &d.item.http_response else {
+            return;
+        };
         match f.action {
             Action::Send => {}
             // Hints ask Pushpin to re-request the backend; closes and refreshes don't apply to response holds.
@@ -310,10 +357,20 @@ impl Hold {
         self.finished = true;
     }
 
-    fn write_full_response(&mut self, code: u16, reason: &str, mut headers: Vec<Header>, body: &[u8], out: &mut OutBuf) {
+    fn write_full_response(
+        &mut self,
+        code: u16,
+        reason: &str,
+        mut headers: Vec<Header>,
+        body: &[u8],
+        out: &mut OutBuf,
+    ) {
         remove_headers(&mut headers, "Content-Length");
         remove_headers(&mut headers, "Transfer-Encoding");
-        headers.push(Header::new("Content-Length", body.len().to_string().as_bytes()));
+        headers.push(Header::new(
+            "Content-Length",
+            body.len().to_string().as_bytes(),
+        ));
         let head = ResponseHead {
             version: Version::Http11,
             code,
@@ -412,12 +469,26 @@ mod tests {
     use crate::publish::parse_publish_body;
 
     fn instruct(headers: &[(&str, &str)], body: &str) -> Instruct {
-        let headers: Vec<Header> = headers.iter().map(|(n, v)| Header::new(n, v.as_bytes())).collect();
-        parse_instruct(200, "OK", &headers, body.as_bytes(), &InstructLimits::default()).unwrap()
+        let headers: Vec<Header> = headers
+            .iter()
+            .map(|(n, v)| Header::new(n, v.as_bytes()))
+            .collect();
+        parse_instruct(
+            200,
+            "OK",
+            &headers,
+            body.as_bytes(),
+            &InstructLimits::default(),
+        )
+        .unwrap()
     }
 
     fn items(json: &str) -> Vec<Arc<Item>> {
-        parse_publish_body(json.as_bytes()).unwrap().into_iter().map(Arc::new).collect()
+        parse_publish_body(json.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(Arc::new)
+            .collect()
     }
 
     fn text(out: &OutBuf) -> String {
@@ -428,7 +499,14 @@ mod tests {
     fn stream_hold_sends_head_then_published_chunks_then_close() {
         let now = Instant::now();
         let mut out = OutBuf::new();
-        let inst = instruct(&[("Grip-Hold", "stream"), ("Grip-Channel", "c"), ("Content-Type", "text/plain")], "opened\n");
+        let inst = instruct(
+            &[
+                ("Grip-Hold", "stream"),
+                ("Grip-Channel", "c"),
+                ("Content-Type", "text/plain"),
+            ],
+            "opened\n",
+        );
         let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
         let head = text(&out);
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
@@ -436,7 +514,9 @@ mod tests {
         assert!(!head.contains("Content-Length"));
         assert!(head.ends_with("\r\n\r\n7\r\nopened\n\r\n"), "{head}");
         out.clear();
-        for item in items(r#"{"items":[{"channel":"c","formats":{"http-stream":{"content":"one\n"}}},{"channel":"c","formats":{"http-stream":{"action":"close"}}}]}"#) {
+        for item in items(
+            r#"{"items":[{"channel":"c","formats":{"http-stream":{"content":"one\n"}}},{"channel":"c","formats":{"http-stream":{"action":"close"}}}]}"#,
+        ) {
             assert!(h.deliver(&item, "c", &|_| false));
         }
         assert_eq!(h.pump(&mut out), Outcome::Finished);
@@ -447,15 +527,34 @@ mod tests {
     fn response_hold_answers_with_the_publish_overlaid_on_the_original() {
         let now = Instant::now();
         let mut out = OutBuf::new();
-        let inst = instruct(&[("Grip-Hold", "response"), ("Grip-Channel", "c"), ("X-Orig", "1"), ("X-Pub", "old")], "timeout body\n");
+        let inst = instruct(
+            &[
+                ("Grip-Hold", "response"),
+                ("Grip-Channel", "c"),
+                ("X-Orig", "1"),
+                ("X-Pub", "old"),
+            ],
+            "timeout body\n",
+        );
         let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
-        assert!(out.is_empty(), "nothing is sent until a publish or the timeout");
-        let item = &items(r#"{"items":[{"channel":"c","formats":{"http-response":{"code":203,"headers":{"X-Pub":"new"},"body":"hi\n"}}}]}"#)[0];
+        assert!(
+            out.is_empty(),
+            "nothing is sent until a publish or the timeout"
+        );
+        let item = &items(
+            r#"{"items":[{"channel":"c","formats":{"http-response":{"code":203,"headers":{"X-Pub":"new"},"body":"hi\n"}}}]}"#,
+        )[0];
         assert!(h.deliver(item, "c", &|_| false));
         assert_eq!(h.pump(&mut out), Outcome::Finished);
         let t = text(&out);
-        assert!(t.starts_with("HTTP/1.1 203 Non-Authoritative Information\r\n"), "{t}");
-        assert!(t.contains("X-Orig: 1\r\n") && t.contains("X-Pub: new\r\n") && !t.contains("old"), "{t}");
+        assert!(
+            t.starts_with("HTTP/1.1 203 Non-Authoritative Information\r\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("X-Orig: 1\r\n") && t.contains("X-Pub: new\r\n") && !t.contains("old"),
+            "{t}"
+        );
         assert!(t.ends_with("Content-Length: 3\r\n\r\nhi\n"), "{t}");
     }
 
@@ -463,13 +562,29 @@ mod tests {
     fn response_hold_times_out_with_the_original_response() {
         let now = Instant::now();
         let mut out = OutBuf::new();
-        let inst = instruct(&[("Grip-Hold", "response"), ("Grip-Channel", "c"), ("Grip-Timeout", "7")], "nothing\n");
+        let inst = instruct(
+            &[
+                ("Grip-Hold", "response"),
+                ("Grip-Channel", "c"),
+                ("Grip-Timeout", "7"),
+            ],
+            "nothing\n",
+        );
         let mut h = Hold::start(inst, "", &[], Version::Http11, false, now, &mut out).unwrap();
         assert_eq!(h.deadline(), Some(now + Duration::from_secs(7)));
-        assert_eq!(h.on_time(now + Duration::from_secs(6), now, &mut out), Outcome::Held);
-        assert_eq!(h.on_time(now + Duration::from_secs(7), now, &mut out), Outcome::Finished);
+        assert_eq!(
+            h.on_time(now + Duration::from_secs(6), now, &mut out),
+            Outcome::Held
+        );
+        assert_eq!(
+            h.on_time(now + Duration::from_secs(7), now, &mut out),
+            Outcome::Finished
+        );
         let t = text(&out);
-        assert!(t.starts_with("HTTP/1.1 200 OK\r\n") && t.contains("Connection: close\r\n"), "{t}");
+        assert!(
+            t.starts_with("HTTP/1.1 200 OK\r\n") && t.contains("Connection: close\r\n"),
+            "{t}"
+        );
         assert!(t.ends_with("Content-Length: 8\r\n\r\nnothing\n"), "{t}");
     }
 
@@ -478,16 +593,28 @@ mod tests {
         let now = Instant::now();
         let mut out = OutBuf::new();
         let inst = instruct(
-            &[("Grip-Hold", "stream"), ("Grip-Channel", "c"), ("Grip-Keep-Alive", ":\\n\\n; format=cstring; timeout=3")],
+            &[
+                ("Grip-Hold", "stream"),
+                ("Grip-Channel", "c"),
+                ("Grip-Keep-Alive", ":\\n\\n; format=cstring; timeout=3"),
+            ],
             "",
         );
         let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
         out.clear();
         assert_eq!(h.deadline(), Some(now + Duration::from_secs(3)));
         // Something was written at +2 s: idle mode waits a full period after it.
-        h.on_time(now + Duration::from_secs(3), now + Duration::from_secs(2), &mut out);
+        h.on_time(
+            now + Duration::from_secs(3),
+            now + Duration::from_secs(2),
+            &mut out,
+        );
         assert!(out.is_empty());
-        h.on_time(now + Duration::from_secs(5), now + Duration::from_secs(2), &mut out);
+        h.on_time(
+            now + Duration::from_secs(5),
+            now + Duration::from_secs(2),
+            &mut out,
+        );
         assert_eq!(text(&out), "3\r\n:\n\n\r\n");
     }
 
@@ -496,7 +623,11 @@ mod tests {
         let now = Instant::now();
         let mut out = OutBuf::new();
         let inst = instruct(
-            &[("Grip-Hold", "stream"), ("Grip-Channel", "c; filter=skip-self"), ("Grip-Set-Meta", "user=alice")],
+            &[
+                ("Grip-Hold", "stream"),
+                ("Grip-Channel", "c; filter=skip-self"),
+                ("Grip-Set-Meta", "user=alice"),
+            ],
             "",
         );
         let mut h = Hold::start(inst, "p-", &[], Version::Http11, true, now, &mut out).unwrap();
@@ -521,7 +652,8 @@ mod tests {
         let inst = instruct(&[("Grip-Hold", "stream"), ("Grip-Channel", "c")], "");
         let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
         out.clear();
-        let item = &items(r#"{"items":[{"channel":"c","formats":{"http-stream":{"content":"m"}}}]}"#)[0];
+        let item =
+            &items(r#"{"items":[{"channel":"c","formats":{"http-stream":{"content":"m"}}}]}"#)[0];
         for _ in 0..HELD_QUEUE_MAX + 5 {
             h.deliver(item, "c", &|_| false);
         }
@@ -538,7 +670,11 @@ mod tests {
             ("%(unterminated", "%(unterminated"),
             ("%(name)x", "%(name)x"),
         ] {
-            assert_eq!(String::from_utf8(var_subst(input.as_bytes(), &meta)).unwrap(), want, "{input}");
+            assert_eq!(
+                String::from_utf8(var_subst(input.as_bytes(), &meta)).unwrap(),
+                want,
+                "{input}"
+            );
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The reverse proxy: a client connection's state machine, request/response rewriting, routing.
 
 mod config;
+pub mod hold;
 mod local;
 pub mod rewrite;
 mod router;

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use super::config::ProxyConfig;
 use crate::config::{XffRule, XfpMode};
+use crate::grip::GRIP_FEATURES;
 use crate::http1::{
     connection_tokens, is_hop_by_hop, remove_headers, set_header, write_request_head,
     write_response_head, BodyKind, Header, RequestHead, ResponseHead, Version,
@@ -23,6 +24,10 @@ pub struct RequestContext<'a> {
     /// The client connection is TLS (or claims so through X-Forwarded-Proto when that is accepted).
     pub tls: bool,
     pub body: BodyKind,
+    /// The client proved itself with `upstream_key`: its Grip-* headers pass through and nothing is signed.
+    pub trusted: bool,
+    /// A fresh Grip-Sig token for this request (None: don't sign, e.g. `no_grip` routes).
+    pub grip_sig: Option<&'a str>,
 }
 
 fn name_is(h: &Header, name: &str) -> bool {
@@ -60,7 +65,7 @@ pub fn backend_request(head: &RequestHead, ctx: &RequestContext, out: &mut Vec<u
                 || listed.iter().any(|t| t.eq_ignore_ascii_case(n))
                 || n.eq_ignore_ascii_case("Expect")
                 || n.eq_ignore_ascii_case("Content-Length") && ctx.body != BodyKind::None
-                || starts_with_ignore_case(n, "Grip-")
+                                || (!ctx.trusted && starts_with_ignore_case(n, "Grip-"))
                 || (cfg.accept_pushpin_route && n.eq_ignore_ascii_case("Pushpin-Route"))
                 || (!ctx.route.orig_headers && starts_with_ignore_case(n, ORIG_HEADER_MARK))
                 || (cfg.xfp_enabled()
@@ -136,6 +141,11 @@ pub fn backend_request(head: &RequestHead, ctx: &RequestContext, out: &mut Vec<u
         } else {
             set_header(&mut headers, name, value.as_bytes());
         }
+    }
+
+    if let Some(token) = ctx.grip_sig {
+        set_header(&mut headers, "Grip-Sig", token.as_bytes());
+        set_header(&mut headers, "Grip-Feature", GRIP_FEATURES.as_bytes());
     }
 
     match ctx.body {

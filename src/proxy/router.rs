@@ -7,19 +7,48 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
+use super::config::ProxyConfig;
+use crate::grip::{parse_key, SigKey};
 use crate::routes::{Route, RouteQuery, RouteTable, TargetKind};
 
 #[derive(Debug, Default)]
 pub struct Router {
     table: RouteTable,
     addrs: HashMap<(String, u16), Vec<SocketAddr>>,
+    /// Per-route Grip-Sig settings, by route index: `Some` when the route sets `sig_key` or `sig_iss`.
+    route_sigs: Vec<Option<RouteSig>>,
+}
+
+#[derive(Debug)]
+struct RouteSig {
+    iss: Option<String>,
+    key: Option<SigKey>,
 }
 
 impl Router {
     /// Build a router, resolving every `host:port` target. Returns also one warning per host that did not resolve.
-    pub fn new(table: RouteTable) -> (Router, Vec<String>) {
+    /// A route whose `sig_key` can't be used is an error naming its line.
+    pub fn new(table: RouteTable) -> Result<(Router, Vec<String>), String> {
         let mut addrs = HashMap::new();
         let mut warnings = Vec::new();
+        let mut route_sigs = Vec::with_capacity(table.len());
+        for route in table.routes() {
+            let key = match &route.sig_key {
+                Some(k) => Some(
+                    parse_key(k)
+                        .map_err(|e| format!("routes: line {}: sig_key: {e}", route.line))?,
+                ),
+                None => None,
+            };
+            route_sigs.push(if key.is_some() || route.sig_iss.is_some() {
+                Some(RouteSig {
+                    iss: route.sig_iss.clone(),
+                    key,
+                })
+            } else {
+                None
+            });
+        }
         for route in table.routes() {
             for target in &route.targets {
                 if let TargetKind::Http { host, port } = &target.kind {
@@ -42,11 +71,39 @@ impl Router {
                 }
             }
         }
-        (Router { table, addrs }, warnings)
+        Ok((
+            Router {
+                table,
+                addrs,
+                route_sigs,
+            },
+            warnings,
+        ))
     }
 
     pub fn select(&self, q: &RouteQuery) -> Option<&Route> {
         self.table.select(q)
+    }
+
+    /// The Grip-Sig issuer and key for a route: its own `sig_iss`/`sig_key` where set, else the global ones.
+    pub fn signing<'a>(
+        &'a self,
+        route_idx: usize,
+        cfg: &'a ProxyConfig,
+    ) -> Option<(&'a str, &'a SigKey)> {
+        let global = cfg.sig.as_ref();
+        match self.route_sigs.get(route_idx).and_then(|s| s.as_ref()) {
+            None => global.map(|(iss, key)| (iss.as_str(), key)),
+            Some(rs) => {
+                let key = rs.key.as_ref().or(global.map(|(_, k)| k))?;
+                let iss = rs
+                    .iss
+                    .as_deref()
+                    .or(global.map(|(i, _)| i.as_str()))
+                    .unwrap_or("pushpin");
+                Some((iss, key))
+            }
+        }
     }
 
     pub fn table(&self) -> &RouteTable {
@@ -91,7 +148,7 @@ mod tests {
     #[test]
     fn literal_and_localhost_targets_resolve() {
         let (table, _) = RouteTable::parse("* 127.0.0.1:8080 localhost:9\n", "routes").unwrap();
-        let (router, warnings) = Router::new(table);
+        let (router, warnings) = Router::new(table).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(
             router.addrs("127.0.0.1", 8080),
@@ -104,7 +161,7 @@ mod tests {
     #[test]
     fn unresolvable_host_is_a_warning_not_an_error() {
         let (table, _) = RouteTable::parse("* no-such-host.invalid:80\n", "routes").unwrap();
-        let (router, warnings) = Router::new(table);
+        let (router, warnings) = Router::new(table).unwrap();
         assert_eq!(warnings.len(), 1);
         assert!(
             warnings[0].contains("no-such-host.invalid:80"),

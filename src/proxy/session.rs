@@ -24,6 +24,19 @@ use super::local::{write_continue, write_text_response, ORIGIN_ERROR, ROUTE_NOT_
 use super::rewrite::{self, RequestContext};
 use super::router::Router;
 use super::test_target;
+use crate::grip::{is_grip_response, make_grip_sig, verify_grip_sig, INSTRUCT_BODY_MAX};
+
+#[path = "session_grip.rs"]
+mod grip_glue;
+use grip_glue::{Held, HoldContext};
+
+/// Seconds since the Unix epoch, for JWT claims.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 use crate::buf::{InBuf, OutBuf};
 use crate::http1::{
     parse_request_head, parse_response_head, request_body_kind, response_body_kind, BodyDecoder,
@@ -83,6 +96,10 @@ pub struct Want {
     pub release_backend: bool,
     /// The session is over: drop it (closing its sockets).
     pub close: bool,
+    /// Channels this connection now listens on (a hold started).
+    pub subscribe: Vec<String>,
+    /// Channels this connection no longer listens on (a hold ended).
+    pub unsubscribe: Vec<String>,
 }
 
 /// Shared, read-only context for a call to `process`.
@@ -117,6 +134,14 @@ enum RespState {
         enc: BodyEncoder,
         backend_keep_alive: bool,
     },
+    /// A GRIP response: its body is collected (bounded) and then read as instructions.
+    /// Call: backend bytes. Next: Done (no hold) or the session's Held phase.
+    Instruct {
+        head: ResponseHead,
+        dec: BodyDecoder,
+        body: Vec<u8>,
+        backend_keep_alive: bool,
+    },
     /// The response has been produced (it may still be flushing).
     Done,
 }
@@ -149,6 +174,8 @@ struct Exchange {
     /// Bytes of the response already queued to the client; once non-zero, errors can only close the connection.
     resp_bytes: u64,
     status: u16,
+    /// The client proved itself with `upstream_key`: GRIP passes through untouched both ways.
+    trusted: bool,
 }
 
 enum Phase {
@@ -158,6 +185,9 @@ enum Phase {
     },
     /// Call: client and backend bytes. Next: ReadHead (keep-alive) or Closing.
     Exchange(Box<Exchange>),
+    /// Held by GRIP until a publish, a timeout or the client leaves. Call: deliveries, time, client EOF.
+    /// Next: ReadHead (keep-alive) or Closing.
+    Held(Box<Held>),
     /// Flushing the last response, then half-closing and draining the peer before the final close.
     Closing {
         since: Instant,
@@ -184,6 +214,8 @@ pub struct Session<S: Socket> {
     log_prefix: u64,
     /// The `now` of the current `process` call, for transitions deep in the call tree.
     now: Instant,
+    subscribe: Vec<String>,
+    unsubscribe: Vec<String>,
 }
 
 /// Why an exchange failed before a response could be relayed.
@@ -219,6 +251,8 @@ impl<S: Socket> Session<S> {
             draining: false,
             log_prefix: id,
             now,
+            subscribe: Vec::new(),
+            unsubscribe: Vec::new(),
         }
     }
 
@@ -336,6 +370,14 @@ impl<S: Socket> Session<S> {
             self.client_in.release_if_empty();
             self.client_out.release_if_empty();
         }
+        if matches!(self.phase, Phase::Held(_))
+            && self.client_in.is_empty()
+            && self.client_out.is_empty()
+        {
+            // A held connection waits for publishes with no buffer memory at all.
+            self.client_in.release_if_empty();
+            self.client_out.release();
+        }
         let close = matches!(self.phase, Phase::Closed);
         self.deadline = if close {
             None
@@ -347,6 +389,8 @@ impl<S: Socket> Session<S> {
             connect: self.pending_connect.take(),
             release_backend: self.release_backend && !close,
             close,
+            subscribe: std::mem::take(&mut self.subscribe),
+            unsubscribe: std::mem::take(&mut self.unsubscribe),
         }
     }
 
@@ -356,8 +400,10 @@ impl<S: Socket> Session<S> {
             Phase::Exchange(ex) => match ex.resp {
                 RespState::AwaitHead => "await-response",
                 RespState::Body { .. } => "response-body",
+                RespState::Instruct { .. } => "grip-instruct",
                 RespState::Done => "response-done",
             },
+            Phase::Held(_) => "held",
             Phase::Closing { .. } => "closing",
             Phase::Closed => "closed",
         }
@@ -367,7 +413,7 @@ impl<S: Socket> Session<S> {
 
     fn wants_client_read(&self) -> bool {
         match &self.phase {
-            Phase::ReadHead { .. } | Phase::Exchange(_) => {
+            Phase::ReadHead { .. } | Phase::Exchange(_) | Phase::Held(_) => {
                 !self.client_eof && !self.client_in.is_full()
             }
             Phase::Closing { shut, .. } => *shut && !self.client_eof,
@@ -440,8 +486,10 @@ impl<S: Socket> Session<S> {
             Ok(n) => {
                 if n > 0 {
                     self.last_activity = now;
-                    if let Phase::Exchange(ex) = &mut self.phase {
-                        ex.last_progress = now;
+                    match &mut self.phase {
+                        Phase::Exchange(ex) => ex.last_progress = now,
+                        Phase::Held(h) => h.last_write = now,
+                        _ => {}
                     }
                 }
                 n > 0
@@ -528,6 +576,7 @@ impl<S: Socket> Session<S> {
         match &self.phase {
             Phase::ReadHead { .. } => self.advance_read_head(now, env),
             Phase::Exchange(_) => self.advance_exchange(now, env),
+            Phase::Held(_) => self.advance_held(now),
             Phase::Closing { .. } => self.advance_closing(),
             Phase::Closed => false,
         }
@@ -636,6 +685,22 @@ impl<S: Socket> Session<S> {
         }
         if route.targets.iter().any(|t| t.kind == TargetKind::Test) {
             let local = test_target::local_path(&path, route.path_beg.as_deref());
+            if let Some(inst) =
+                test_target::hold_instruct(local, &head.target, env.cfg.subscription_max)
+            {
+                let ctx = HoldContext {
+                    prefix: route.prefix.clone().unwrap_or_default(),
+                    implicit: Vec::new(),
+                    method: head.method.clone(),
+                    target: head.target.clone(),
+                    route_id: route.id.clone(),
+                    version: head.version,
+                    keep_alive: head.keep_alive() && req_kind == BodyKind::None && !self.draining,
+                    started: now,
+                };
+                self.start_hold(inst, ctx, now);
+                return;
+            }
             let (code, text) = test_target::answer(local);
             log::info!(
                 "{} {} -> test route={} code={code}",
@@ -696,6 +761,10 @@ impl<S: Socket> Session<S> {
             write_continue(self.client_out.vec());
         }
         let client_keep_alive = head.keep_alive();
+        let trusted = match (&cfg.upstream_key, head.header_str("Grip-Sig")) {
+            (Some(key), Some(token)) => verify_grip_sig(token.trim(), key, unix_now()),
+            _ => false,
+        };
         let ex = Exchange {
             req_dec: BodyDecoder::new(req_kind, ChunkLimits::default()),
             req_enc: BodyEncoder::new(req_kind),
@@ -720,6 +789,7 @@ impl<S: Socket> Session<S> {
             resp: RespState::AwaitHead,
             resp_bytes: 0,
             status: 0,
+            trusted,
         };
         self.phase = Phase::Exchange(Box::new(ex));
         self.request_connect();
@@ -786,6 +856,13 @@ impl<S: Socket> Session<S> {
         let Some(idx) = ex.current else { return false };
         ex.head_queued = true;
         let route = &ex.router.table().routes()[ex.route_idx];
+        let grip_sig = if route.no_grip || ex.trusted {
+            None
+        } else {
+            ex.router
+                .signing(ex.route_idx, env.cfg)
+                .map(|(iss, key)| make_grip_sig(iss, key, unix_now() + 3600))
+        };
         let ctx = RequestContext {
             cfg: env.cfg,
             route,
@@ -793,6 +870,8 @@ impl<S: Socket> Session<S> {
             peer: self.peer.ip(),
             tls: ex.tls,
             body: ex.req_kind,
+            trusted: ex.trusted,
+            grip_sig: grip_sig.as_deref(),
         };
         b.output.clear();
         rewrite::backend_request(&ex.head, &ctx, b.output.vec());
@@ -1013,6 +1092,68 @@ impl<S: Socket> Session<S> {
                     }
                     return progress;
                 }
+                RespState::Instruct {
+                    dec,
+                    body,
+                    backend_keep_alive,
+                    ..
+                } => {
+                    loop {
+                        let data = b.input.data();
+                        match dec.decode(data) {
+                            Ok(step) => {
+                                if step.consumed == 0 && !step.done {
+                                    break;
+                                }
+                                body.extend_from_slice(&data[step.data.clone()]);
+                                b.input.consume(step.consumed);
+                                progress = true;
+                                if step.done || body.len() > INSTRUCT_BODY_MAX {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                let d = format!(
+                                    "invalid GRIP response body from origin {}: {e}",
+                                    b.addr
+                                );
+                                self.backend = None;
+                                self.fail(env, Failure::BadGateway(d));
+                                return true;
+                            }
+                        }
+                    }
+                    if body.len() > INSTRUCT_BODY_MAX {
+                        let d = format!("GRIP instruct response too large from {}", b.addr);
+                        self.backend = None;
+                        self.fail(env, Failure::BadGateway(d));
+                        return true;
+                    }
+                    if b.eof && b.input.is_empty() && !dec.is_done() && dec.finish_on_eof().is_err()
+                    {
+                        let d = format!("origin {} ended the GRIP response early", b.addr);
+                        self.backend = None;
+                        self.fail(env, Failure::BadGateway(d));
+                        return true;
+                    }
+                    if !dec.is_done() {
+                        return progress;
+                    }
+                    let reusable =
+                        *backend_keep_alive && b.input.is_empty() && !b.eof && ex.req_done;
+                    let RespState::Instruct { head, body, .. } =
+                        std::mem::replace(&mut ex.resp, RespState::Done)
+                    else {
+                        return true;
+                    };
+                    if reusable {
+                        self.release_backend = true;
+                    } else {
+                        self.backend = None;
+                    }
+                    self.on_instruct(head, body, now, env);
+                    return true;
+                }
                 RespState::Done => return progress,
             }
         }
@@ -1025,6 +1166,17 @@ impl<S: Socket> Session<S> {
         };
         let kind = response_body_kind(&resp, &ex.head.method)
             .map_err(|e| format!("invalid response framing from origin: {e}"))?;
+        let route = &ex.router.table().routes()[ex.route_idx];
+        if !route.no_grip && !ex.trusted && is_grip_response(&resp.headers) {
+            ex.status = resp.code;
+            ex.resp = RespState::Instruct {
+                backend_keep_alive: resp.keep_alive() && kind != BodyKind::CloseDelimited,
+                dec: BodyDecoder::new(kind, ChunkLimits::default()),
+                body: Vec::new(),
+                head: resp,
+            };
+            return Ok(());
+        }
         let framing = rewrite::client_framing(kind, ex.head.version);
         // A response that starts before the request body is complete ends the connection: the rest of the body
         // is still on the wire and can't be told apart from a next request.
@@ -1232,6 +1384,7 @@ impl<S: Socket> Session<S> {
                     Some(ex.last_progress + cfg.backend_idle_timeout)
                 }
             }
+            Phase::Held(h) => h.hold.deadline(),
             Phase::Closing { since, .. } => Some(*since + LINGER),
             Phase::Closed => None,
         }
@@ -1278,6 +1431,7 @@ impl<S: Socket> Session<S> {
                     self.abort("no progress within the backend idle timeout");
                 }
             }
+            Phase::Held(_) => self.held_timeout(now),
             Phase::Closing { .. } => self.phase = Phase::Closed,
             Phase::Closed => {}
         }

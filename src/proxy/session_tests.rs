@@ -226,7 +226,7 @@ fn second_target() -> SocketAddr {
 /// Defaults with every rewriting option that the shipped config might turn on pinned off, so expected bytes
 /// do not depend on it.
 fn base_cfg() -> ProxyConfig {
-    let mut cfg = ProxyConfig::from_settings(&Settings::defaults());
+    let mut cfg = ProxyConfig::from_settings(&Settings::defaults()).unwrap();
     cfg.debug = false;
     cfg.accept_x_forwarded_protocol = false;
     cfg.set_x_forwarded_protocol = XfpMode::None;
@@ -245,7 +245,7 @@ fn base_cfg() -> ProxyConfig {
 fn router(routes: &str) -> Arc<Router> {
     let (table, warnings) = RouteTable::parse(routes, "t").expect("test routes parse");
     assert!(warnings.is_empty(), "{warnings:?}");
-    Arc::new(Router::new(table).0)
+    Arc::new(Router::new(table).unwrap().0)
 }
 
 struct Harness {

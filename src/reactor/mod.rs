@@ -9,4 +9,4 @@ mod worker;
 
 pub use inbox::Inbox;
 pub use timer::{TimerKey, TimerWheel, TICK_MS};
-pub use worker::{ListenerKind, Shared, Worker, WorkerMsg, WorkerSetup};
+pub use worker::{ListenerKind, Shared, Stats, Worker, WorkerMsg, WorkerSetup};

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -25,7 +25,9 @@ use super::pool::BackendPool;
 use super::timer::{TimerKey, TimerWheel};
 use super::token::{self, Side, TokenKind};
 use crate::control::{self, ControlLimits, ControlSession};
+use crate::grip::{ConnRef, Subscriptions, Transition};
 use crate::proxy::{Env, ProxyConfig, Router, Session};
+use crate::publish::Item;
 
 /// Poll events taken per `poll` call.
 const EVENTS_MAX: usize = 1024;
@@ -50,6 +52,8 @@ pub enum WorkerMsg {
     Router(Arc<Router>),
     /// Stop accepting; finish in-flight requests within `grace`, then exit.
     Shutdown { grace: Duration },
+    /// Published items, parsed once and shared by every worker.
+    Publish(Arc<[Arc<Item>]>),
 }
 
 /// State shared by all workers.
@@ -61,6 +65,38 @@ pub struct Shared {
     pub pool_max_idle: usize,
     pub pool_idle_timeout: Duration,
     pub control_limits: ControlLimits,
+    /// Every worker's inbox, for publishing; set once all workers exist.
+    pub inboxes: OnceLock<Vec<Arc<Inbox<WorkerMsg>>>>,
+    pub stats: Stats,
+}
+
+/// Counters shared by all workers (exported by the stats and Prometheus work).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub messages_received: AtomicU64,
+    pub messages_delivered: AtomicU64,
+    /// A worker's inbox was full, so a publish did not reach that worker's subscribers.
+    pub messages_dropped_inbox: AtomicU64,
+}
+
+impl Shared {
+    /// Hand published items to every worker. Policy on a full inbox: that worker misses these items; the loss
+    /// is counted and logged (never silent), and the publisher still gets its answer.
+    pub fn publish(&self, items: Vec<Item>) {
+        let count = items.len() as u64;
+        self.stats
+            .messages_received
+            .fetch_add(count, Ordering::Relaxed);
+        let batch: Arc<[Arc<Item>]> = items.into_iter().map(Arc::new).collect();
+        for (i, inbox) in self.inboxes.get().into_iter().flatten().enumerate() {
+            if inbox.push(WorkerMsg::Publish(Arc::clone(&batch))).is_err() {
+                self.stats
+                    .messages_dropped_inbox
+                    .fetch_add(count, Ordering::Relaxed);
+                log::error!("publish: worker {i} inbox is full; {count} items not delivered to its connections");
+            }
+        }
+    }
 }
 
 pub struct WorkerSetup {
@@ -90,6 +126,8 @@ enum ConnKind {
 struct Conn {
     generation: u32,
     kind: ConnKind,
+    /// Channels this connection listens on (mirrors the channel index, for clean-up on close).
+    channels: Vec<String>,
     timer: Option<(TimerKey, Instant)>,
     queued: bool,
 }
@@ -121,6 +159,7 @@ pub struct Worker {
     shared: Arc<Shared>,
     drain_deadline: Option<Instant>,
     poll_errors: usize,
+    subs: Subscriptions,
 }
 
 impl Worker {
@@ -160,6 +199,7 @@ impl Worker {
             shared: setup.shared,
             drain_deadline: None,
             poll_errors: 0,
+            subs: Subscriptions::new(),
         })
     }
 
@@ -318,6 +358,7 @@ impl Worker {
             entry.insert(Conn {
                 generation,
                 kind,
+                channels: Vec::new(),
                 timer: None,
                 queued: false,
             });
@@ -343,8 +384,39 @@ impl Worker {
                     self.router = router;
                 }
                 WorkerMsg::Shutdown { grace } => self.begin_shutdown(now, grace),
+                WorkerMsg::Publish(items) => self.deliver(&items),
             }
         }
+    }
+
+    /// Hand each item to this worker's subscribers of its channel and queue them for writing. One connection
+    /// receiving several items in a batch writes them in one go when its turn comes.
+    fn deliver(&mut self, items: &[Arc<Item>]) {
+        let mut delivered = 0u64;
+        for item in items {
+            let channel = item.channel.as_str();
+            let subs = &self.subs;
+            for member in subs.members(channel) {
+                let Some(conn) = self.conns.get_mut(member.key) else {
+                    continue;
+                };
+                if conn.generation != member.generation {
+                    continue;
+                }
+                let ConnKind::Proxy(session) = &mut conn.kind else {
+                    continue;
+                };
+                let subscribed = |ch: &str| subs.is_subscribed(ch, member);
+                if session.deliver(item, channel, &subscribed) {
+                    delivered += 1;
+                    queue(&mut self.work, member.key, conn);
+                }
+            }
+        }
+        self.shared
+            .stats
+            .messages_delivered
+            .fetch_add(delivered, Ordering::Relaxed);
     }
 
     fn begin_shutdown(&mut self, now: Instant, grace: Duration) {
@@ -498,13 +570,21 @@ impl Worker {
                 router: &self.router,
                 draining: self.drain_deadline.is_some(),
             };
-            let want = session.process(now, &env);
+            let mut want = session.process(now, &env);
+            let released = if want.release_backend {
+                session.take_backend()
+            } else {
+                None
+            };
+            if !want.subscribe.is_empty() || !want.unsubscribe.is_empty() {
+                self.update_subscriptions(key, &mut want.subscribe, &want.unsubscribe);
+            }
             if want.close {
                 self.close_conn(key);
                 return;
             }
             if want.release_backend {
-                if let Some((mut sock, addr)) = session.take_backend() {
+                if let Some((mut sock, addr)) = released {
                     if self.poll.registry().deregister(&mut sock).is_ok() {
                         self.pool.put(addr, sock, now);
                     }
@@ -525,6 +605,26 @@ impl Worker {
         self.close_conn(key);
     }
 
+    fn update_subscriptions(&mut self, key: usize, add: &mut Vec<String>, remove: &[String]) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let me = ConnRef {
+            key,
+            generation: conn.generation,
+        };
+        for channel in remove {
+            self.subs.unsubscribe(channel, me);
+            conn.channels.retain(|c| c != channel);
+        }
+        for channel in add.drain(..) {
+            if self.subs.subscribe(&channel, me) == Transition::First {
+                log::debug!("worker {}: first subscriber to channel {channel}", self.id);
+            }
+            conn.channels.push(channel);
+        }
+    }
+
     fn run_control(&mut self, key: usize, now: Instant) {
         let Some(Conn {
             kind: ConnKind::Control(session),
@@ -536,7 +636,7 @@ impl Worker {
         let mut want = session.process(now);
         if let Some(req) = want.request.take() {
             log::debug!("control: {} {}", req.method, req.path);
-            session.respond(control::handle(&req));
+            session.respond(control::handle(&req, &self.shared));
             want = session.process(now);
         }
         if want.close {
@@ -619,6 +719,13 @@ impl Worker {
         let conn = self.conns.remove(key);
         if let Some((tk, _)) = conn.timer {
             self.timers.remove(tk);
+        }
+        let me = ConnRef {
+            key,
+            generation: conn.generation,
+        };
+        for channel in &conn.channels {
+            self.subs.unsubscribe(channel, me);
         }
         self.shared.conns.fetch_sub(1, Ordering::AcqRel);
         // Dropping the session closes its sockets, which also removes them from the poller.

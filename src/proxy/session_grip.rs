@@ -1,0 +1,236 @@
+//! GRIP on a proxy session: from a backend's instructions (or the `test` target) to a held connection, and the
+//! held phase itself. A child module of `session`, so it works on the session's private state directly.
+
+use super::*;
+use crate::grip::{parse_instruct, Instruct, InstructLimits};
+use crate::proxy::hold::{Hold, Outcome};
+use crate::publish::Item;
+
+/// Channels a connection may listen on from a single hold (Pushpin's `connection_subscription_max` applies
+/// first; this is the hard cap for hostile instructions).
+const FILTERS_PER_CHANNEL_MAX: usize = 5;
+
+/// A connection held open by GRIP.
+pub(super) struct Held {
+    pub(super) hold: Hold,
+    method: String,
+    target: String,
+    route_id: String,
+    started: Instant,
+    pub(super) last_write: Instant,
+    warned_drop: bool,
+}
+
+/// Who the hold belongs to, for channel naming and the access log.
+pub(super) struct HoldContext {
+    pub prefix: String,
+    pub implicit: Vec<String>,
+    pub method: String,
+    pub target: String,
+    pub route_id: String,
+    pub version: Version,
+    pub keep_alive: bool,
+    pub started: Instant,
+}
+
+impl<S: Socket> Session<S> {
+    /// The body of a GRIP response is complete: act on its instructions.
+    pub(super) fn on_instruct(
+        &mut self,
+        head: ResponseHead,
+        body: Vec<u8>,
+        now: Instant,
+        env: &Env,
+    ) {
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return;
+        };
+        let limits = InstructLimits {
+            subscription_max: env.cfg.subscription_max,
+            filters_max: FILTERS_PER_CHANNEL_MAX,
+        };
+        let inst = match parse_instruct(head.code, &head.reason, &head.headers, &body, &limits) {
+            Ok(inst) => inst,
+            Err(e) => {
+                let detail = format!("Failed to parse accept instructions: {e}");
+                self.fail(env, Failure::BadGateway(detail));
+                return;
+            }
+        };
+        let route = &ex.router.table().routes()[ex.route_idx];
+        let target = ex
+            .current
+            .map(|i| &route.targets[ex.candidates[i].target_idx]);
+        let keep_alive = ex.client_keep_alive && ex.req_done && !self.draining;
+        let ctx = HoldContext {
+            prefix: route.prefix.clone().unwrap_or_default(),
+            implicit: target.map(|t| t.subs.clone()).unwrap_or_default(),
+            method: ex.head.method.clone(),
+            target: ex.head.target.clone(),
+            route_id: route.id.clone(),
+            version: ex.head.version,
+            keep_alive,
+            started: ex.started,
+        };
+        if inst.hold.is_none() {
+            // No hold: the instructions only shape a normal response.
+            ex.status = inst.code;
+            if !keep_alive {
+                ex.client_keep_alive = false;
+            }
+            write_plain_response(&inst, ex.head.version, keep_alive, &mut self.client_out);
+            ex.resp = RespState::Done;
+            return;
+        }
+        self.start_hold(inst, ctx, now);
+    }
+
+    /// Enter the held phase. The channels are reported to the worker in the same `Want` that carries the first
+    /// bytes out, so the subscription is live before the client has seen anything of its response.
+    pub(super) fn start_hold(&mut self, inst: Instruct, ctx: HoldContext, now: Instant) {
+        let Some(hold) = Hold::start(
+            inst,
+            &ctx.prefix,
+            &ctx.implicit,
+            ctx.version,
+            ctx.keep_alive,
+            now,
+            &mut self.client_out,
+        ) else {
+            return;
+        };
+        self.backend = None;
+        self.release_backend = false;
+        self.subscribe
+            .extend(hold.channels.iter().map(|c| c.name.clone()));
+        log::debug!(
+            "conn {}: holding ({:?}) on {} channels",
+            self.log_prefix,
+            hold.mode,
+            hold.channels.len()
+        );
+        self.phase = Phase::Held(Box::new(Held {
+            hold,
+            method: ctx.method,
+            target: ctx.target,
+            route_id: ctx.route_id,
+            started: ctx.started,
+            last_write: now,
+            warned_drop: false,
+        }));
+    }
+
+    /// A published item for one of this connection's channels. Returns whether it was queued.
+    pub fn deliver(
+        &mut self,
+        item: &Arc<Item>,
+        channel: &str,
+        subscribed: &dyn Fn(&str) -> bool,
+    ) -> bool {
+        let Phase::Held(h) = &mut self.phase else {
+            return false;
+        };
+        h.hold.deliver(item, channel, subscribed)
+    }
+
+    pub(super) fn advance_held(&mut self, now: Instant) -> bool {
+        let Phase::Held(h) = &mut self.phase else {
+            return false;
+        };
+        if self.client_eof {
+            log::debug!("conn {}: client went away while held", self.log_prefix);
+            self.end_hold(now, false);
+            return true;
+        }
+        let before = self.client_out.len();
+        let outcome = h.hold.pump(&mut self.client_out);
+        let progress = self.client_out.len() != before;
+        if h.hold.dropped > 0 && !h.warned_drop {
+            h.warned_drop = true;
+            log::warn!(
+                "conn {}: client is not keeping up; dropping its oldest queued messages (queue limit {})",
+                self.log_prefix,
+                crate::proxy::hold::HELD_QUEUE_MAX
+            );
+        }
+        if outcome == Outcome::Finished {
+            self.end_hold(now, true);
+            return true;
+        }
+        progress
+    }
+
+    pub(super) fn held_timeout(&mut self, now: Instant) {
+        let Phase::Held(h) = &mut self.phase else {
+            return;
+        };
+        if h.hold.on_time(now, h.last_write, &mut self.client_out) == Outcome::Finished {
+            self.end_hold(now, true);
+        }
+    }
+
+    /// Leave the held phase: unsubscribe, log, and continue with the next request or close.
+    fn end_hold(&mut self, now: Instant, completed: bool) {
+        let Phase::Held(h) = std::mem::replace(&mut self.phase, Phase::Closed) else {
+            return;
+        };
+        self.unsubscribe
+            .extend(h.hold.channels.iter().map(|c| c.name.clone()));
+        if log::log_enabled!(log::Level::Info) {
+            let elapsed = now.saturating_duration_since(h.started);
+            let dropped = if h.hold.dropped > 0 {
+                format!(" dropped={}", h.hold.dropped)
+            } else {
+                String::new()
+            };
+            log::info!(
+                "{} {} -> hold route={} code={} delivered={}{} {:.1}s{}",
+                h.method,
+                h.target,
+                h.route_id,
+                h.hold.status(),
+                h.hold.delivered,
+                dropped,
+                elapsed.as_secs_f64(),
+                if completed { "" } else { " (client gone)" }
+            );
+        }
+        if !completed {
+            self.phase = Phase::Closed;
+        } else if h.hold.keep_alive_conn() && !self.draining {
+            self.phase = Phase::ReadHead { started: None };
+            self.last_activity = now;
+        } else {
+            self.phase = Phase::Closing {
+                since: now,
+                shut: false,
+                discarded: 0,
+            };
+        }
+    }
+}
+
+/// A no-hold GRIP response: status, headers and body as the instructions shaped them.
+fn write_plain_response(inst: &Instruct, version: Version, keep_alive: bool, out: &mut OutBuf) {
+    let mut headers = inst.headers.clone();
+    crate::http1::remove_headers(&mut headers, "Content-Length");
+    crate::http1::remove_headers(&mut headers, "Transfer-Encoding");
+    headers.push(crate::http1::Header::new(
+        "Content-Length",
+        inst.body.len().to_string().as_bytes(),
+    ));
+    let head = ResponseHead {
+        version: Version::Http11,
+        code: inst.code,
+        reason: inst.reason.clone(),
+        headers,
+    };
+    rewrite::client_response(
+        &head,
+        BodyKind::Length(inst.body.len() as u64),
+        keep_alive,
+        version,
+        out.vec(),
+    );
+    out.extend(&inst.body);
+}
