@@ -233,6 +233,8 @@ fn base_cfg() -> ProxyConfig {
     cfg.x_forwarded_for = Vec::new();
     cfg.accept_pushpin_route = false;
     cfg.cdn_loop = None;
+    cfg.sig = None;
+    cfg.upstream_key = None;
     cfg.client_max_body = None;
     cfg.client_idle_timeout = Duration::from_secs(60);
     cfg.client_request_timeout = Duration::from_secs(30);

@@ -167,6 +167,16 @@ impl Holdfast {
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log);
         let child = cmd.spawn().expect("spawn holdfast");
+        // `--port` replaces the configured listener: wait on that one instead.
+        let port_arg = args
+            .iter()
+            .position(|a| *a == "--port")
+            .and_then(|i| args.get(i + 1).copied())
+            .or_else(|| args.iter().find_map(|a| a.strip_prefix("--port=")));
+        let port = port_arg
+            .and_then(|p| p.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(port);
         let mut h = Holdfast {
             child: Some(child),
             dir,
