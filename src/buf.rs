@@ -5,7 +5,58 @@
 //! `OutBuf` collects bytes to write; its owner checks `len()` against its own limit before producing more,
 //! which is how backpressure reaches the side that produces the bytes.
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
+
+/// Read buffers kept per thread for reuse, so a keep-alive connection does not allocate and zero a fresh
+/// buffer for every request. Bounded; `trim_pool` frees what went unused for a whole trim period, so memory
+/// returns to the baseline once load is gone.
+const POOL_BUFFERS_MAX: usize = 64;
+
+struct Pool {
+    free: Vec<Vec<u8>>,
+    /// The fewest buffers the pool held since the last trim: that many were not needed during the period.
+    low_water: usize,
+}
+
+thread_local! {
+    static POOL: RefCell<Pool> = const { RefCell::new(Pool { free: Vec::new(), low_water: 0 }) };
+}
+
+fn pool_take(cap: usize) -> Vec<u8> {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let found = p
+            .free
+            .iter()
+            .rposition(|v| v.len() == cap)
+            .map(|i| p.free.swap_remove(i));
+        p.low_water = p.low_water.min(p.free.len());
+        found
+    })
+    .unwrap_or_else(|| vec![0; cap])
+}
+
+fn pool_give(buf: Vec<u8>) {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.free.len() < POOL_BUFFERS_MAX {
+            p.free.push(buf);
+        }
+    });
+}
+
+/// Free the pooled buffers this thread did not need since the previous call. Call it periodically.
+pub fn trim_pool() {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let unused = p.low_water.min(p.free.len());
+        let keep = p.free.len() - unused;
+        p.free.truncate(keep);
+        p.free.shrink_to_fit();
+        p.low_water = p.free.len();
+    });
+}
 
 /// A read buffer with a hard capacity. Bytes live in `data[start..end]`.
 #[derive(Debug)]
@@ -68,7 +119,7 @@ impl InBuf {
     /// Free the memory of an empty buffer (idle connections keep none).
     pub fn release_if_empty(&mut self) {
         if self.is_empty() && !self.data.is_empty() {
-            self.data = Vec::new();
+            pool_give(std::mem::take(&mut self.data));
         }
     }
 
@@ -91,8 +142,10 @@ impl InBuf {
 
     fn spare(&mut self) -> &mut [u8] {
         if self.data.len() < self.cap {
-            // Allocated once at full size so reads never re-zero memory.
-            self.data.resize(self.cap, 0);
+            // Allocated once at full size (or taken from the pool) so reads never re-zero memory.
+            self.data = pool_take(self.cap);
+            self.start = 0;
+            self.end = 0;
         }
         if self.end == self.cap && self.start > 0 {
             // Compact: move the unread tail to the front so the free space is contiguous.
@@ -101,6 +154,14 @@ impl InBuf {
             self.start = 0;
         }
         &mut self.data[self.end..self.cap]
+    }
+}
+
+impl Drop for InBuf {
+    fn drop(&mut self) {
+        if self.data.len() == self.cap && self.cap > 0 {
+            pool_give(std::mem::take(&mut self.data));
+        }
     }
 }
 
@@ -206,6 +267,23 @@ mod tests {
         assert!(b.is_empty());
         b.release_if_empty();
         assert_eq!(b.data.capacity(), 0);
+    }
+
+    #[test]
+    fn released_buffers_are_reused_then_trimmed() {
+        let mut a = InBuf::new(1000);
+        a.extend(b"x");
+        a.consume(1);
+        a.release_if_empty();
+        trim_pool(); // start a fresh period
+        let mut b = InBuf::new(1000);
+        b.extend(b"y");
+        assert_eq!(b.data(), b"y");
+        drop(b); // back to the pool
+        trim_pool(); // the pooled buffer was taken during this period: it stays
+        assert_eq!(POOL.with(|p| p.borrow().free.len()), 1);
+        trim_pool(); // unused for a whole period: freed
+        assert_eq!(POOL.with(|p| p.borrow().free.len()), 0);
     }
 
     #[test]

@@ -55,7 +55,7 @@ impl ProxyConfig {
         };
         let backend_head = HeadLimits {
             max_head: BACKEND_HEAD_MAX,
-            max_headers: 256,
+            max_headers: crate::http1::HEADERS_MAX,
             max_uri: BACKEND_HEAD_MAX,
         };
         let sig = match &s.sig_key {

@@ -585,7 +585,10 @@ mod tests {
             t.starts_with("HTTP/1.1 200 OK\r\n") && t.contains("Connection: close\r\n"),
             "{t}"
         );
-        assert!(t.contains("Content-Length: 8\r\n") && t.ends_with("\r\n\r\nnothing\n"), "{t}");
+        assert!(
+            t.contains("Content-Length: 8\r\n") && t.ends_with("\r\n\r\nnothing\n"),
+            "{t}"
+        );
     }
 
     #[test]

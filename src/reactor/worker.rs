@@ -457,6 +457,7 @@ impl Worker {
     fn chores(&mut self, now: Instant) {
         if now >= self.next_pool_sweep {
             self.pool.sweep(now);
+            crate::buf::trim_pool();
             self.next_pool_sweep = now + POOL_SWEEP_EVERY;
         }
         if self.accept_paused && self.shared.conns.load(Ordering::Acquire) < self.shared.max_conns {
