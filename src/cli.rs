@@ -7,6 +7,7 @@ holdfast: a realtime reverse proxy speaking GRIP (a drop-in replacement for Push
 
 Usage:
   holdfast [OPTIONS]
+  holdfast publish CHANNEL [CONTENT] [OPTIONS]   (see holdfast publish --help)
 
 Options:
   --config FILE        pushpin.conf to read (default: ./config/pushpin.conf, ./pushpin.conf,

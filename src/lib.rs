@@ -13,6 +13,7 @@ pub mod http1;
 pub mod logging;
 pub mod proxy;
 pub mod publish;
+pub mod publish_cli;
 pub mod reactor;
 pub mod routes;
 pub mod server;

@@ -3,10 +3,13 @@
 
 use std::process::ExitCode;
 
-use holdfast::{cli, logging, server};
+use holdfast::{cli, logging, publish_cli, server};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("publish") {
+        return ExitCode::from(publish_cli::run(&args[1..]) as u8);
+    }
     let opts = match cli::parse(&args) {
         Ok(o) => o,
         Err(e) => {
