@@ -4,10 +4,11 @@
 //! signals, watches the routes file, re-resolves backend host names, and hands new route tables to the workers
 //! through their inboxes.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,6 +19,7 @@ use signal_hook::iterator::Signals;
 use crate::cli::Options;
 use crate::config::{find_config_file, parse_listen_addr, Settings};
 use crate::control::ControlLimits;
+use crate::grip::Sequencer;
 use crate::proxy::{ProxyConfig, Router};
 use crate::reactor::{Inbox, ListenerKind, Shared, Stats, Worker, WorkerMsg, WorkerSetup};
 use crate::routes::RouteTable;
@@ -66,7 +68,7 @@ fn planned_keys(s: &Settings) -> Vec<&'static str> {
     note(s.prometheus_port.is_some(), "prometheus_port");
     note(s.message_rate.is_some(), "[handler] message_rate");
     note(s.message_hwm.is_some(), "[handler] message_hwm");
-    note(s.id_cache_ttl > 0, "[handler] id_cache_ttl");
+
     keys
 }
 
@@ -203,6 +205,11 @@ pub fn run(startup: Startup) -> Result<(), String> {
         pool_idle_timeout: Duration::from_millis(s.backend_pool_idle_ms),
         inboxes: OnceLock::new(),
         stats: Stats::default(),
+        sequencer: Mutex::new(Sequencer::new(
+            Duration::from_millis(s.message_wait_ms),
+            Duration::from_secs(s.id_cache_ttl),
+        )),
+        channel_workers: Mutex::new(HashMap::new()),
         control_limits: ControlLimits {
             max_headers_size: s.push_in_http_max_headers_size,
             max_body_size: s.push_in_http_max_body_size,
@@ -262,7 +269,7 @@ pub fn run(startup: Startup) -> Result<(), String> {
         .set(workers.iter().map(|w| Arc::clone(&w.inbox)).collect());
     log::info!("started {} workers", workers.len());
 
-    control_loop(&startup, &mut signals, &workers, router);
+    control_loop(&startup, &mut signals, &workers, router, &shared);
 
     let grace = Duration::from_millis(startup.settings.shutdown_grace_ms);
     for w in &workers {
@@ -285,6 +292,7 @@ fn control_loop(
     signals: &mut Signals,
     workers: &[WorkerHandle],
     initial: Arc<Router>,
+    shared: &Shared,
 ) {
     let routes_path = match &startup.routes {
         RoutesSource::File(p) => Some(p.clone()),
@@ -310,6 +318,7 @@ fn control_loop(
             }
         }
         let now = Instant::now();
+        shared.expire_sequencer(now);
         if now >= next_check {
             next_check = now + check_every;
             if let Some(path) = &routes_path {

@@ -31,8 +31,10 @@ pub fn handle(req: &ControlRequest, shared: &Shared) -> Vec<u8> {
             }
             Err(reason) => text_response(400, &reason, req.format),
         },
-        // Holdfast keeps no per-channel sequencing state yet, so there is nothing to reset.
-        "/recover" => text_response(200, "Updated", req.format),
+        "/recover" => {
+            shared.recover();
+            text_response(200, "Updated", req.format)
+        }
         _ => text_response(404, "Not Found", req.format),
     }
 }

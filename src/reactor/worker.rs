@@ -9,11 +9,12 @@
 //! atomic). At the cap a worker stops accepting and leaves new connections in the kernel's backlog; it resumes
 //! as soon as a connection closes.
 
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -25,7 +26,7 @@ use super::pool::BackendPool;
 use super::timer::{TimerKey, TimerWheel};
 use super::token::{self, Side, TokenKind};
 use crate::control::{self, ControlLimits, ControlSession};
-use crate::grip::{ConnRef, Subscriptions, Transition};
+use crate::grip::{ConnRef, Sequencer, Subscriptions, Transition};
 use crate::proxy::{Env, ProxyConfig, Router, Session};
 use crate::publish::Item;
 
@@ -68,6 +69,10 @@ pub struct Shared {
     /// Every worker's inbox, for publishing; set once all workers exist.
     pub inboxes: OnceLock<Vec<Arc<Inbox<WorkerMsg>>>>,
     pub stats: Stats,
+    /// Ordering and de-duplication of published items, before they fan out.
+    pub sequencer: Mutex<Sequencer>,
+    /// How many workers have listeners on each channel (only channels with listeners are present).
+    pub channel_workers: Mutex<HashMap<String, usize>>,
 }
 
 /// Counters shared by all workers (exported by the stats and Prometheus work).
@@ -83,11 +88,60 @@ impl Shared {
     /// Hand published items to every worker. Policy on a full inbox: that worker misses these items; the loss
     /// is counted and logged (never silent), and the publisher still gets its answer.
     pub fn publish(&self, items: Vec<Item>) {
-        let count = items.len() as u64;
         self.stats
             .messages_received
-            .fetch_add(count, Ordering::Relaxed);
-        let batch: Arc<[Arc<Item>]> = items.into_iter().map(Arc::new).collect();
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut ready = Vec::with_capacity(items.len());
+        {
+            let mut seq = lock(&self.sequencer);
+            for item in items {
+                seq.offer(Arc::new(item), now, &mut ready);
+            }
+        }
+        self.fan_out(ready);
+    }
+
+    /// `POST /recover`: forget every channel's last id, so the next item of each channel is delivered whatever
+    /// its prev-id says.
+    pub fn recover(&self) {
+        lock(&self.sequencer).reset_last_ids();
+    }
+
+    /// Release items whose predecessors did not arrive in time; called periodically by the control thread.
+    pub fn expire_sequencer(&self, now: Instant) {
+        let mut ready = Vec::new();
+        lock(&self.sequencer).expire(now, &mut ready);
+        self.fan_out(ready);
+    }
+
+    /// A worker's first listener on a channel arrived, or its last one left.
+    fn channel_transition(&self, channel: &str, first: bool) {
+        let mut counts = lock(&self.channel_workers);
+        if first {
+            let n = counts.entry(channel.to_string()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                lock(&self.sequencer).channel_active(channel);
+            }
+        } else if let Some(n) = counts.get_mut(channel) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(channel);
+                drop(counts);
+                let mut ready = Vec::new();
+                lock(&self.sequencer).channel_inactive(channel, &mut ready);
+                self.fan_out(ready);
+            }
+        }
+    }
+
+    fn fan_out(&self, ready: Vec<Arc<Item>>) {
+        if ready.is_empty() {
+            return;
+        }
+        let count = ready.len() as u64;
+        let batch: Arc<[Arc<Item>]> = ready.into();
         for (i, inbox) in self.inboxes.get().into_iter().flatten().enumerate() {
             if inbox.push(WorkerMsg::Publish(Arc::clone(&batch))).is_err() {
                 self.stats
@@ -615,12 +669,15 @@ impl Worker {
             generation: conn.generation,
         };
         for channel in remove {
-            self.subs.unsubscribe(channel, me);
+            if self.subs.unsubscribe(channel, me) == Transition::Last {
+                self.shared.channel_transition(channel, false);
+            }
             conn.channels.retain(|c| c != channel);
         }
         for channel in add.drain(..) {
             if self.subs.subscribe(&channel, me) == Transition::First {
                 log::debug!("worker {}: first subscriber to channel {channel}", self.id);
+                self.shared.channel_transition(&channel, true);
             }
             conn.channels.push(channel);
         }
@@ -726,11 +783,18 @@ impl Worker {
             generation: conn.generation,
         };
         for channel in &conn.channels {
-            self.subs.unsubscribe(channel, me);
+            if self.subs.unsubscribe(channel, me) == Transition::Last {
+                self.shared.channel_transition(channel, false);
+            }
         }
         self.shared.conns.fetch_sub(1, Ordering::AcqRel);
         // Dropping the session closes its sockets, which also removes them from the poller.
     }
+}
+
+/// Lock a mutex, recovering the data if a panicking thread poisoned it (no invariant here spans a panic).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn queue(work: &mut VecDeque<usize>, key: usize, conn: &mut Conn) {
