@@ -66,8 +66,6 @@ fn planned_keys(s: &Settings) -> Vec<&'static str> {
     note(s.command_spec.is_some(), "[handler] command_spec");
     note(s.stats_spec.is_some(), "[handler] stats_spec");
     note(s.prometheus_port.is_some(), "prometheus_port");
-    note(s.message_rate.is_some(), "[handler] message_rate");
-    note(s.message_hwm.is_some(), "[handler] message_hwm");
 
     keys
 }
@@ -203,6 +201,8 @@ pub fn run(startup: Startup) -> Result<(), String> {
         next_conn_id: AtomicU64::new(1),
         pool_max_idle: s.backend_pool_max_idle,
         pool_idle_timeout: Duration::from_millis(s.backend_pool_idle_ms),
+        message_rate: s.message_rate,
+        message_hwm: s.message_hwm,
         inboxes: OnceLock::new(),
         stats: Stats::default(),
         sequencer: Mutex::new(Sequencer::new(
@@ -255,6 +255,7 @@ pub fn run(startup: Startup) -> Result<(), String> {
             listeners: mine,
             router: Arc::clone(&router),
             shared: Arc::clone(&shared),
+            workers: startup.workers,
         })
         .map_err(|e| format!("worker {id}: {e}"))?;
         let thread = std::thread::Builder::new()

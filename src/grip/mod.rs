@@ -3,6 +3,7 @@
 
 mod instruct;
 mod params;
+mod rate;
 mod sequencer;
 mod sig;
 mod subscriptions;
@@ -14,6 +15,7 @@ pub use instruct::{
     META_ENTRIES_MAX, MIN_HOLD_TIMEOUT_SECS, MIN_KEEP_ALIVE_TIMEOUT_SECS, TIMEOUT_SECS_MAX,
 };
 pub use params::{parse_item, parse_param, split_list, unquote};
+pub use rate::RateLimiter;
 pub use sequencer::{Sequencer, SequencerStats, DEDUP_ENTRIES_MAX, PARKED_PER_CHANNEL_MAX};
 pub use sig::{
     make_grip_sig, parse_key, verify_grip_sig, SigKey, GRIP_FEATURES, GRIP_SIG_TOKEN_MAX,

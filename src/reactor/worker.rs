@@ -26,7 +26,7 @@ use super::pool::BackendPool;
 use super::timer::{TimerKey, TimerWheel};
 use super::token::{self, Side, TokenKind};
 use crate::control::{self, ControlLimits, ControlSession};
-use crate::grip::{ConnRef, Sequencer, Subscriptions, Transition};
+use crate::grip::{ConnRef, RateLimiter, Sequencer, Subscriptions, Transition};
 use crate::proxy::{Env, ProxyConfig, Router, Session};
 use crate::publish::Item;
 
@@ -38,6 +38,10 @@ const ACCEPT_PER_LOOP_MAX: usize = 100;
 const INBOX_PER_LOOP_MAX: usize = 256;
 /// Upper bound on the poll timeout, so periodic chores run even when nothing happens.
 const POLL_TIMEOUT_MAX: Duration = Duration::from_millis(100);
+/// Deliveries that may wait for `message_rate` when `message_hwm` is not set (all workers together).
+const THROTTLE_WAITING_MAX: u64 = 1_000_000;
+/// How often deliveries held back by `message_rate` are let out.
+const THROTTLE_TICK: Duration = Duration::from_millis(10);
 /// How often idle pooled backend connections are swept.
 const POOL_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// After an accept error such as EMFILE, wait this long before accepting again instead of spinning.
@@ -65,6 +69,9 @@ pub struct Shared {
     pub next_conn_id: AtomicU64,
     pub pool_max_idle: usize,
     pub pool_idle_timeout: Duration,
+    /// Pushpin's `message_rate` (deliveries/s) and `message_hwm` (deliveries waiting), for all workers together.
+    pub message_rate: Option<u64>,
+    pub message_hwm: Option<u64>,
     pub control_limits: ControlLimits,
     /// Every worker's inbox, for publishing; set once all workers exist.
     pub inboxes: OnceLock<Vec<Arc<Inbox<WorkerMsg>>>>,
@@ -82,6 +89,8 @@ pub struct Stats {
     pub messages_delivered: AtomicU64,
     /// A worker's inbox was full, so a publish did not reach that worker's subscribers.
     pub messages_dropped_inbox: AtomicU64,
+    /// Deliveries dropped because `message_hwm` deliveries were already waiting for `message_rate`.
+    pub messages_dropped_hwm: AtomicU64,
 }
 
 impl Shared {
@@ -161,6 +170,8 @@ pub struct WorkerSetup {
     pub listeners: Vec<(TcpListener, ListenerKind)>,
     pub router: Arc<Router>,
     pub shared: Arc<Shared>,
+    /// How many workers share the listeners (for splitting `message_rate` and `message_hwm`).
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +225,16 @@ pub struct Worker {
     drain_deadline: Option<Instant>,
     poll_errors: usize,
     subs: Subscriptions,
+    /// Only when `message_rate` is set: this worker's share of the rate, and deliveries waiting for it.
+    throttle: Option<Throttle>,
+}
+
+/// Deliveries held back by `message_rate`, bounded by this worker's share of `message_hwm`.
+struct Throttle {
+    limiter: RateLimiter,
+    waiting: VecDeque<(ConnRef, Arc<Item>)>,
+    hwm: usize,
+    last_warning: Option<Instant>,
 }
 
 impl Worker {
@@ -232,6 +253,18 @@ impl Worker {
                 pending: true,
             });
         }
+        let throttle = setup.shared.message_rate.map(|rate| {
+            let workers = setup.workers.max(1) as f64;
+            // Without message_hwm Pushpin queues without bound; holdfast caps the wait queue anyway.
+            let hwm = setup.shared.message_hwm.unwrap_or(THROTTLE_WAITING_MAX)
+                / setup.workers.max(1) as u64;
+            Throttle {
+                limiter: RateLimiter::new(rate as f64 / workers, now),
+                waiting: VecDeque::new(),
+                hwm: hwm.max(1).min(usize::MAX as u64) as usize,
+                last_warning: None,
+            }
+        });
         Ok(Worker {
             id: setup.id,
             poll: setup.poll,
@@ -254,6 +287,7 @@ impl Worker {
             drain_deadline: None,
             poll_errors: 0,
             subs: Subscriptions::new(),
+            throttle,
         })
     }
 
@@ -446,6 +480,33 @@ impl Worker {
     /// Hand each item to this worker's subscribers of its channel and queue them for writing. One connection
     /// receiving several items in a batch writes them in one go when its turn comes.
     fn deliver(&mut self, items: &[Arc<Item>]) {
+        if let Some(t) = &mut self.throttle {
+            let now = Instant::now();
+            for item in items {
+                for member in self.subs.members(&item.channel) {
+                    if t.waiting.len() >= t.hwm {
+                        self.shared
+                            .stats
+                            .messages_dropped_hwm
+                            .fetch_add(1, Ordering::Relaxed);
+                        if t.last_warning.is_none_or(|at| {
+                            now.saturating_duration_since(at) >= Duration::from_secs(1)
+                        }) {
+                            t.last_warning = Some(now);
+                            log::warn!(
+                                "worker {}: exceeded publish hwm ({} deliveries waiting); dropping",
+                                self.id,
+                                t.hwm
+                            );
+                        }
+                        continue;
+                    }
+                    t.waiting.push_back((member, Arc::clone(item)));
+                }
+            }
+            self.run_throttle(now);
+            return;
+        }
         let mut delivered = 0u64;
         for item in items {
             let channel = item.channel.as_str();
@@ -465,6 +526,37 @@ impl Worker {
                     delivered += 1;
                     queue(&mut self.work, member.key, conn);
                 }
+            }
+        }
+        self.shared
+            .stats
+            .messages_delivered
+            .fetch_add(delivered, Ordering::Relaxed);
+    }
+
+    /// Deliver what `message_rate` allows now.
+    fn run_throttle(&mut self, now: Instant) {
+        let Some(t) = &mut self.throttle else { return };
+        t.limiter.refill(now);
+        let mut delivered = 0u64;
+        while !t.waiting.is_empty() && t.limiter.try_take() {
+            let Some((member, item)) = t.waiting.pop_front() else {
+                break;
+            };
+            let Some(conn) = self.conns.get_mut(member.key) else {
+                continue;
+            };
+            if conn.generation != member.generation {
+                continue;
+            }
+            let ConnKind::Proxy(session) = &mut conn.kind else {
+                continue;
+            };
+            let subs = &self.subs;
+            let subscribed = |ch: &str| subs.is_subscribed(ch, member);
+            if session.deliver(&item, &item.channel, &subscribed) {
+                delivered += 1;
+                queue(&mut self.work, member.key, conn);
             }
         }
         self.shared
@@ -509,6 +601,13 @@ impl Worker {
     }
 
     fn chores(&mut self, now: Instant) {
+        if self
+            .throttle
+            .as_ref()
+            .is_some_and(|t| !t.waiting.is_empty())
+        {
+            self.run_throttle(now);
+        }
         if now >= self.next_pool_sweep {
             self.pool.sweep(now);
             crate::buf::trim_pool();
@@ -539,9 +638,16 @@ impl Worker {
         let timeout = if busy {
             Duration::ZERO
         } else {
-            self.timers
-                .timeout()
-                .map_or(POLL_TIMEOUT_MAX, |t| t.min(POLL_TIMEOUT_MAX))
+            let max = if self
+                .throttle
+                .as_ref()
+                .is_some_and(|t| !t.waiting.is_empty())
+            {
+                THROTTLE_TICK
+            } else {
+                POLL_TIMEOUT_MAX
+            };
+            self.timers.timeout().map_or(max, |t| t.min(max))
         };
         loop {
             match self.poll.poll(&mut self.events, Some(timeout)) {
