@@ -208,7 +208,7 @@ pub fn parse_log_level(items: &[String]) -> Result<Option<u8>, String> {
             Some(n) if n >= 0 => u8::try_from(n).unwrap_or(u8::MAX),
             _ => return Err(format!("invalid log level {item:?}")),
         };
-        let applies = service.map_or(true, |name| LOG_LEVEL_SERVICES.contains(&name));
+        let applies = service.is_none_or(|name| LOG_LEVEL_SERVICES.contains(&name));
         if applies {
             best = Some(best.map_or(level, |b| b.max(level)));
         }

@@ -180,7 +180,7 @@ impl Route {
             Some(Proto::Http) => !ws,
             Some(Proto::Ws) => ws,
         };
-        proto_ok && self.ssl.map_or(true, |s| s == tls) && self.path_matches(path)
+        proto_ok && self.ssl.is_none_or(|s| s == tls) && self.path_matches(path)
     }
 
     /// Selection rank per spec 3.3, compared lexicographically: a rule with `proto`, then the

@@ -122,7 +122,7 @@ impl RouteTable {
                 continue;
             }
             let rank = r.specificity();
-            if best.map_or(true, |(_, b)| rank > b) {
+            if best.is_none_or(|(_, b)| rank > b) {
                 best = Some((r, rank));
             }
         }
