@@ -9,6 +9,9 @@ conformance="${CONFORMANCE_DIR:-$here/../shared/conformance}"
 cargo build --release --locked
 cargo test --release --locked
 
+# A real third-party GRIP library against holdfast.
+HOLDFAST_BIN="$here/target/release/holdfast" python3 -m pytest -q -p no:cacheprovider "$here/tests/python"
+
 if [ ! -d "$conformance" ]; then
   echo "conformance suite not found at $conformance (set CONFORMANCE_DIR)" >&2
   exit 1
