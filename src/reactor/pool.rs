@@ -1,18 +1,25 @@
 //! Idle keep-alive connections to backends, per worker and per backend address.
 //!
-//! Policy: at most `max_per_addr` idle connections per address (the oldest is closed to make room), each kept at
-//! most `idle_timeout`. Pooled sockets are deregistered from the poller, so a backend closing one is noticed only
-//! when it is taken: `take` peeks at the socket and discards it if the backend has closed it or sent stray bytes.
+//! Pooled sockets stay registered with the poller under their backend slot, so the worker hears when a backend
+//! closes one while it idles (the slot is marked dead) and reusing one costs no system call at all.
+//! Policy: at most `max_per_addr` idle connections per address (the oldest is closed to make room), each kept
+//! at most `idle_timeout`. A pooled connection that turns out dead anyway is retried once by the session.
 
 use std::collections::HashMap;
-use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+pub struct Pooled {
+    pub sock: TcpStream,
+    /// The backend slot the socket is registered under.
+    pub slot: usize,
+    since: Instant,
+}
+
 pub struct BackendPool {
-    idle: HashMap<SocketAddr, Vec<(TcpStream, Instant)>>,
+    idle: HashMap<SocketAddr, Vec<Pooled>>,
     max_per_addr: usize,
     idle_timeout: Duration,
 }
@@ -26,38 +33,62 @@ impl BackendPool {
         }
     }
 
-    /// The most recently used live connection to `addr`, if any.
-    pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<TcpStream> {
+    /// The most recently used live connection to `addr`. Connections found dead or expired on the way are
+    /// dropped and their slots appended to `freed`.
+    pub fn take(
+        &mut self,
+        addr: SocketAddr,
+        now: Instant,
+        dead: impl Fn(usize) -> bool,
+        freed: &mut Vec<usize>,
+    ) -> Option<Pooled> {
         let list = self.idle.get_mut(&addr)?;
-        while let Some((sock, since)) = list.pop() {
-            if now.saturating_duration_since(since) >= self.idle_timeout {
+        while let Some(p) = list.pop() {
+            if now.saturating_duration_since(p.since) >= self.idle_timeout || dead(p.slot) {
+                freed.push(p.slot);
                 continue;
             }
-            let mut probe = [0u8; 1];
-            match sock.peek(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(sock),
-                _ => continue, // closed by the backend, or unexpected bytes: unusable
-            }
+            return Some(p);
         }
         None
     }
 
-    pub fn put(&mut self, addr: SocketAddr, sock: TcpStream, now: Instant) {
+    /// Keep a connection; if the address is at its limit the oldest is dropped and its slot returned.
+    pub fn put(
+        &mut self,
+        addr: SocketAddr,
+        sock: TcpStream,
+        slot: usize,
+        now: Instant,
+    ) -> Option<usize> {
         if self.max_per_addr == 0 {
-            return;
+            return Some(slot);
         }
         let list = self.idle.entry(addr).or_default();
-        if list.len() >= self.max_per_addr {
-            list.remove(0);
-        }
-        list.push((sock, now));
+        let evicted = if list.len() >= self.max_per_addr {
+            Some(list.remove(0).slot)
+        } else {
+            None
+        };
+        list.push(Pooled {
+            sock,
+            slot,
+            since: now,
+        });
+        evicted
     }
 
-    /// Close connections idle for longer than the timeout.
-    pub fn sweep(&mut self, now: Instant) {
+    /// Drop connections idle too long or marked dead; their slots go to `freed`.
+    pub fn sweep(&mut self, now: Instant, dead: impl Fn(usize) -> bool, freed: &mut Vec<usize>) {
         let timeout = self.idle_timeout;
         self.idle.retain(|_, list| {
-            list.retain(|(_, since)| now.saturating_duration_since(*since) < timeout);
+            list.retain(|p| {
+                let keep = now.saturating_duration_since(p.since) < timeout && !dead(p.slot);
+                if !keep {
+                    freed.push(p.slot);
+                }
+                keep
+            });
             !list.is_empty()
         });
     }
@@ -65,11 +96,6 @@ impl BackendPool {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.idle.values().map(Vec::len).sum()
-    }
-
-    #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -87,27 +113,31 @@ mod tests {
     }
 
     #[test]
-    fn closed_and_expired_connections_are_not_handed_out() {
+    fn dead_and_expired_connections_are_not_handed_out() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let now = Instant::now();
         let mut pool = BackendPool::new(4, Duration::from_secs(30));
+        let mut servers = Vec::new();
+        for slot in [1, 2] {
+            let (c, s) = pair(&listener);
+            servers.push(s);
+            assert_eq!(pool.put(addr, c, slot, now), None);
+        }
+        let mut freed = Vec::new();
+        // Slot 2 is on top (most recent) but dead: skipped, freed; slot 1 is handed out.
+        let got = pool.take(addr, now, |slot| slot == 2, &mut freed).unwrap();
+        assert_eq!(got.slot, 1);
+        assert_eq!(freed, vec![2]);
+        assert!(pool.take(addr, now, |_| false, &mut freed).is_none());
 
-        let (live, _live_server) = pair(&listener);
-        let (dead, dead_server) = pair(&listener);
-        drop(dead_server);
-        std::thread::sleep(Duration::from_millis(50));
-        pool.put(addr, live, now);
-        pool.put(addr, dead, now);
-        assert_eq!(pool.len(), 2);
-        // The dead one is on top (LIFO) and must be skipped.
-        assert!(pool.take(addr, now).is_some());
-        assert!(pool.take(addr, now).is_none());
-
-        let (old, _old_server) = pair(&listener);
-        pool.put(addr, old, now);
-        pool.sweep(now + Duration::from_secs(31));
-        assert!(pool.is_empty());
+        let (c, s) = pair(&listener);
+        servers.push(s);
+        pool.put(addr, c, 3, now);
+        freed.clear();
+        pool.sweep(now + Duration::from_secs(31), |_| false, &mut freed);
+        assert_eq!(freed, vec![3]);
+        assert_eq!(pool.len(), 0);
     }
 
     #[test]
@@ -117,11 +147,13 @@ mod tests {
         let now = Instant::now();
         let mut pool = BackendPool::new(2, Duration::from_secs(30));
         let mut servers = Vec::new();
-        for _ in 0..3 {
+        let mut evicted = Vec::new();
+        for slot in 0..3 {
             let (c, s) = pair(&listener);
             servers.push(s);
-            pool.put(addr, c, now);
+            evicted.extend(pool.put(addr, c, slot, now));
         }
         assert_eq!(pool.len(), 2);
+        assert_eq!(evicted, vec![0], "the oldest makes room");
     }
 }

@@ -193,6 +193,8 @@ struct Conn {
     kind: ConnKind,
     /// Channels this connection listens on (mirrors the channel index, for clean-up on close).
     channels: Vec<String>,
+    /// The backend slot of the backend socket the session holds, if any.
+    backend_slot: Option<usize>,
     timer: Option<(TimerKey, Instant)>,
     queued: bool,
 }
@@ -225,8 +227,21 @@ pub struct Worker {
     drain_deadline: Option<Instant>,
     poll_errors: usize,
     subs: Subscriptions,
+    /// Every backend socket this worker has open, in a session or in the pool. Its poll token names the slot,
+    /// so a pooled socket stays registered while it moves between sessions.
+    backend_slots: Slab<BackendSlot>,
+    next_backend_generation: u32,
     /// Only when `message_rate` is set: this worker's share of the rate, and deliveries waiting for it.
     throttle: Option<Throttle>,
+}
+
+/// A backend socket's registration: who owns it now.
+struct BackendSlot {
+    generation: u32,
+    /// The session holding the socket (slab key, generation), or `None` while it idles in the pool.
+    owner: Option<(usize, u32)>,
+    /// An event arrived while pooled: the backend closed it or sent stray bytes; don't reuse it.
+    dead: bool,
 }
 
 /// Deliveries held back by `message_rate`, bounded by this worker's share of `message_hwm`.
@@ -287,6 +302,8 @@ impl Worker {
             drain_deadline: None,
             poll_errors: 0,
             subs: Subscriptions::new(),
+            backend_slots: Slab::new(),
+            next_backend_generation: 0,
             throttle,
         })
     }
@@ -447,6 +464,7 @@ impl Worker {
                 generation,
                 kind,
                 channels: Vec::new(),
+                backend_slot: None,
                 timer: None,
                 queued: false,
             });
@@ -609,7 +627,13 @@ impl Worker {
             self.run_throttle(now);
         }
         if now >= self.next_pool_sweep {
-            self.pool.sweep(now);
+            let mut freed = Vec::new();
+            let slots = &self.backend_slots;
+            self.pool
+                .sweep(now, |s| slots.get(s).is_none_or(|b| b.dead), &mut freed);
+            for slot in freed {
+                self.free_backend_slot(slot);
+            }
             crate::buf::trim_pool();
             self.next_pool_sweep = now + POOL_SWEEP_EVERY;
         }
@@ -670,6 +694,9 @@ impl Worker {
 
     fn dispatch_events(&mut self) {
         for event in self.events.iter() {
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            let writable = event.is_writable() || event.is_write_closed() || event.is_error();
+            let read_closed = event.is_read_closed();
             match token::decode(event.token()) {
                 TokenKind::Waker => self.inbox_pending = true,
                 TokenKind::Listener(i) => {
@@ -678,9 +705,38 @@ impl Worker {
                     }
                 }
                 TokenKind::Conn {
+                    key: slot_key,
+                    generation: slot_generation,
+                    side: Side::Backend,
+                } => {
+                    let Some(slot) = self.backend_slots.get_mut(slot_key) else {
+                        continue;
+                    };
+                    if slot.generation != slot_generation {
+                        continue; // an event for a socket that has since been closed
+                    }
+                    let Some((key, generation)) = slot.owner else {
+                        slot.dead = true; // pooled: the backend closed it, or sent bytes nobody asked for
+                        continue;
+                    };
+                    let Some(conn) = self.conns.get_mut(key) else {
+                        continue;
+                    };
+                    if conn.generation != generation {
+                        continue;
+                    }
+                    if let ConnKind::Proxy(s) = &mut conn.kind {
+                        s.set_backend_ready(readable, writable);
+                        if read_closed {
+                            s.set_backend_read_closed();
+                        }
+                    }
+                    queue(&mut self.work, key, conn);
+                }
+                TokenKind::Conn {
                     key,
                     generation,
-                    side,
+                    side: Side::Client,
                 } => {
                     let Some(conn) = self.conns.get_mut(key) else {
                         continue;
@@ -688,18 +744,14 @@ impl Worker {
                     if conn.generation != generation {
                         continue; // an event for a previous occupant of this slot
                     }
-                    let readable =
-                        event.is_readable() || event.is_read_closed() || event.is_error();
-                    let writable =
-                        event.is_writable() || event.is_write_closed() || event.is_error();
-                    match (&mut conn.kind, side) {
-                        (ConnKind::Proxy(s), Side::Client) => {
-                            s.set_client_ready(readable, writable)
+                    match &mut conn.kind {
+                        ConnKind::Proxy(s) => {
+                            s.set_client_ready(readable, writable);
+                            if read_closed {
+                                s.set_client_read_closed();
+                            }
                         }
-                        (ConnKind::Proxy(s), Side::Backend) => {
-                            s.set_backend_ready(readable, writable)
-                        }
-                        (ConnKind::Control(s), _) => s.set_ready(readable, writable),
+                        ConnKind::Control(s) => s.set_ready(readable, writable),
                     }
                     queue(&mut self.work, key, conn);
                 }
@@ -737,6 +789,18 @@ impl Worker {
             } else {
                 None
             };
+            let backend_gone = session.backend_socket().is_none();
+            let mut pooling_slot = None;
+            if backend_gone {
+                if let Some(slot) = self.conns.get_mut(key).and_then(|c| c.backend_slot.take()) {
+                    match released {
+                        // Released to the pool below: the slot lives on.
+                        Some(_) => pooling_slot = Some(slot),
+                        // The session dropped (closed) its backend socket.
+                        None => self.free_backend_slot(slot),
+                    }
+                }
+            }
             if !want.subscribe.is_empty() || !want.unsubscribe.is_empty() {
                 self.update_subscriptions(key, &mut want.subscribe, &want.unsubscribe);
             }
@@ -745,9 +809,13 @@ impl Worker {
                 return;
             }
             if want.release_backend {
-                if let Some((mut sock, addr)) = released {
-                    if self.poll.registry().deregister(&mut sock).is_ok() {
-                        self.pool.put(addr, sock, now);
+                if let (Some((sock, addr)), Some(slot)) = (released, pooling_slot) {
+                    if let Some(b) = self.backend_slots.get_mut(slot) {
+                        b.owner = None;
+                        b.dead = false;
+                    }
+                    if let Some(evicted) = self.pool.put(addr, sock, slot, now) {
+                        self.free_backend_slot(evicted);
                     }
                 }
                 continue;
@@ -825,33 +893,65 @@ impl Worker {
             router: &self.router,
             draining: self.drain_deadline.is_some(),
         };
+        let mut freed = Vec::new();
         let pooled = if pooled_ok {
-            self.pool.take(addr, now)
+            let slots = &self.backend_slots;
+            self.pool.take(
+                addr,
+                now,
+                |s| slots.get(s).is_none_or(|b| b.dead),
+                &mut freed,
+            )
         } else {
             None
         };
-        let reused = pooled.is_some();
-        let mut sock = match pooled {
-            Some(s) => s,
+        let (sock, slot, reused) = match pooled {
+            Some(p) => (p.sock, p.slot, true),
             None => match TcpStream::connect(addr) {
-                Ok(s) => s,
+                Ok(mut sock) => {
+                    let _ = sock.set_nodelay(true);
+                    self.next_backend_generation = self.next_backend_generation.wrapping_add(1);
+                    let slot_generation = self.next_backend_generation;
+                    let slot = self.backend_slots.insert(BackendSlot {
+                        generation: slot_generation,
+                        owner: None,
+                        dead: false,
+                    });
+                    let tok = token::conn(slot, slot_generation, Side::Backend);
+                    if let Err(e) = self.poll.registry().register(
+                        &mut sock,
+                        tok,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        self.backend_slots.remove(slot);
+                        session.backend_connect_failed(e, &env);
+                        return;
+                    }
+                    (sock, slot, false)
+                }
                 Err(e) => {
                     session.backend_connect_failed(e, &env);
                     return;
                 }
             },
         };
-        let _ = sock.set_nodelay(true);
-        let tok = token::conn(key, generation, Side::Backend);
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut sock, tok, Interest::READABLE | Interest::WRITABLE)
-        {
-            session.backend_connect_failed(e, &env);
-            return;
+        if let Some(b) = self.backend_slots.get_mut(slot) {
+            b.owner = Some((key, generation));
         }
         session.attach_backend(sock, addr, reused, now);
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.backend_slot = Some(slot);
+        }
+        for slot in freed {
+            self.free_backend_slot(slot);
+        }
+    }
+
+    /// Forget a backend slot whose socket has been (or is being) closed.
+    fn free_backend_slot(&mut self, slot: usize) {
+        if self.backend_slots.contains(slot) {
+            self.backend_slots.remove(slot);
+        }
     }
 
     fn set_timer(&mut self, key: usize, deadline: Option<Instant>) {
@@ -883,6 +983,9 @@ impl Worker {
         let conn = self.conns.remove(key);
         if let Some((tk, _)) = conn.timer {
             self.timers.remove(tk);
+        }
+        if let Some(slot) = conn.backend_slot {
+            self.free_backend_slot(slot);
         }
         let me = ConnRef {
             key,
