@@ -297,7 +297,7 @@ impl<S: Socket> Session<S> {
 
     /// Hand over the connection asked for with `Want::connect`. `reused` says it came from the pool (connected).
     pub fn attach_backend(&mut self, sock: S, addr: SocketAddr, reused: bool, now: Instant) {
-                // A pooled socket is idle and writable, and the pool just vouched there is nothing to read; a fresh one
+        // A pooled socket is idle and writable, and the pool just vouched there is nothing to read; a fresh one
         // says it is connected with a writable edge. Either way a first read would only return WouldBlock.
         let ep = Endpoint {
             sock,
