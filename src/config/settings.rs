@@ -1667,7 +1667,7 @@ prometheus_port=9090
             if let Ok((s, _)) = Settings::from_text(&text, "fuzz.conf", &dir()) {
                 // Whatever was accepted is internally consistent.
                 assert!(s.client_buffer_size > 0 && s.client_maxconn > 0);
-                assert!(s.workers.map_or(true, |w| (1..=WORKERS_MAX).contains(&w)));
+                assert!(s.workers.is_none_or(|w| (1..=WORKERS_MAX).contains(&w)));
                 assert!(s.message_block_size != Some(0));
             }
         }

@@ -264,7 +264,7 @@ mod tests {
             max_body_size: 10,
         };
         let mut req = b"GET / HTTP/1.1\r\n".to_vec();
-        req.extend(std::iter::repeat(b'a').take(200));
+        req.extend(std::iter::repeat_n(b'a', 200));
         let parsed = parse(&req, &limits, false);
         assert_eq!(status(&parsed), 400);
     }

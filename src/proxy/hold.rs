@@ -32,6 +32,10 @@ const CONTENT_FILTERS: [&str; 2] = ["build-id", "var-subst"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldChannel {
     pub name: String,
+    /// The name as the backend gave it (without the route prefix), for `Grip-Last`.
+    pub backend_name: String,
+    /// The prev-id the backend gave, then the id of each item delivered.
+    pub last_id: Option<String>,
     pub filters: Vec<String>,
     /// Implicit `sub=` channels are not affected by instructions.
     pub implicit: bool,
@@ -44,6 +48,8 @@ pub enum Outcome {
     Held,
     /// The response is complete (a published response, the timeout response, or a closed stream).
     Finished,
+    /// A published hint asks for the original request to be made again (response holds).
+    Retry,
 }
 
 /// How a published item is addressed to this hold.
@@ -72,6 +78,7 @@ pub struct Hold {
     pub dropped: u64,
     pub delivered: u64,
     finished: bool,
+    retry: bool,
 }
 
 impl Hold {
@@ -91,6 +98,8 @@ impl Hold {
             .into_iter()
             .map(|c| HeldChannel {
                 name: format!("{prefix}{}", c.name),
+                backend_name: c.name,
+                last_id: c.prev_id,
                 filters: c.filters,
                 implicit: false,
             })
@@ -99,6 +108,8 @@ impl Hold {
             if !channels.iter().any(|c| &c.name == sub) {
                 channels.push(HeldChannel {
                     name: sub.clone(),
+                    backend_name: sub.clone(),
+                    last_id: None,
                     filters: Vec::new(),
                     implicit: true,
                 });
@@ -122,6 +133,7 @@ impl Hold {
             dropped: 0,
             delivered: 0,
             finished: false,
+            retry: false,
         };
         match hold.mode {
             HoldMode::Response => {
@@ -161,6 +173,19 @@ impl Hold {
             }
         }
         Some(h)
+    }
+
+    /// `Grip-Last` entries for a retried request: channels with a known last id (backend names).
+    pub fn grip_last(&self) -> Vec<(String, String)> {
+        self.channels
+            .iter()
+            .filter(|c| !c.implicit)
+            .filter_map(|c| {
+                c.last_id
+                    .as_ref()
+                    .map(|id| (c.backend_name.clone(), id.clone()))
+            })
+            .collect()
     }
 
     /// Whether the connection may carry another request once this hold finishes.
@@ -285,7 +310,7 @@ impl Hold {
 
     /// Encode queued messages into `out` (while it has room) and handle the ones that end the hold.
     pub fn pump(&mut self, out: &mut OutBuf) -> Outcome {
-        while !self.finished && out.len() < OUT_QUEUE_MAX {
+        while !self.finished && !self.retry && out.len() < OUT_QUEUE_MAX {
             let Some(d) = self.queue.pop_front() else {
                 break;
             };
@@ -293,9 +318,16 @@ impl Hold {
                 HoldMode::Response => self.send_published_response(&d, out),
                 HoldMode::Stream => self.send_stream_item(&d, out),
             }
+            if let Some(id) = &d.item.id {
+                self.channels[d.channel].last_id = Some(id.clone());
+            }
         }
         if self.finished {
             Outcome::Finished
+        } else if self.retry {
+            self.retry = false;
+            self.queue.clear();
+            Outcome::Retry
         } else {
             Outcome::Held
         }
@@ -307,8 +339,12 @@ impl Hold {
         };
         match f.action {
             Action::Send => {}
-            // Hints ask Pushpin to re-request the backend; closes and refreshes don't apply to response holds.
-            Action::Hint | Action::Close | Action::Refresh => return,
+            Action::Hint => {
+                self.retry = true;
+                return;
+            }
+            // Closes and refreshes don't apply to response holds.
+            Action::Close | Action::Refresh => return,
         }
         let mut headers = self.headers.clone();
         for (name, value) in &f.headers {
@@ -386,6 +422,27 @@ impl Hold {
         );
         out.extend(body);
         self.finished = true;
+    }
+
+    /// End the hold now (the server is shutting down): a response hold answers with its timeout response, a
+    /// stream ends cleanly.
+    pub fn finish_now(&mut self, out: &mut OutBuf) {
+        if self.finished {
+            return;
+        }
+        match self.mode {
+            HoldMode::Response => {
+                let headers = self.headers.clone();
+                let body = std::mem::take(&mut self.body);
+                let (code, reason) = (self.code, self.reason.clone());
+                self.keep_alive_conn = false;
+                self.write_full_response(code, &reason, headers, &body, out);
+            }
+            HoldMode::Stream => {
+                self.keep_alive_conn = false;
+                self.end_stream(out);
+            }
+        }
     }
 
     /// The next time `on_time` has something to do.

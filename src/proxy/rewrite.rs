@@ -28,6 +28,8 @@ pub struct RequestContext<'a> {
     pub trusted: bool,
     /// A fresh Grip-Sig token for this request (None: don't sign, e.g. `no_grip` routes).
     pub grip_sig: Option<&'a str>,
+    /// (channel, last id) pairs: one `Grip-Last` header each, on requests retried after a hold.
+    pub grip_last: &'a [(String, String)],
 }
 
 fn name_is(h: &Header, name: &str) -> bool {
@@ -146,6 +148,12 @@ pub fn backend_request(head: &RequestHead, ctx: &RequestContext, out: &mut Vec<u
     if let Some(token) = ctx.grip_sig {
         set_header(&mut headers, "Grip-Sig", token.as_bytes());
         set_header(&mut headers, "Grip-Feature", GRIP_FEATURES.as_bytes());
+    }
+    for (channel, last_id) in ctx.grip_last {
+        headers.push(Header {
+            name: "Grip-Last".into(),
+            value: format!("{channel}; last-id={last_id}").into_bytes(),
+        });
     }
 
     match ctx.body {

@@ -120,6 +120,7 @@ struct Backend<S> {
     eof: bool,
 }
 
+#[derive(Debug, Clone, Copy)]
 struct Candidate {
     addr: SocketAddr,
     target_idx: usize,
@@ -176,6 +177,8 @@ struct Exchange {
     status: u16,
     /// The client proved itself with `upstream_key`: GRIP passes through untouched both ways.
     trusted: bool,
+    /// `Grip-Last` entries (channel, last id) sent with a retried request.
+    grip_last: Vec<(String, String)>,
 }
 
 enum Phase {
@@ -705,6 +708,7 @@ impl<S: Socket> Session<S> {
                     version: head.version,
                     keep_alive: head.keep_alive() && req_kind == BodyKind::None && !self.draining,
                     started: now,
+                    retry: None,
                 };
                 self.start_hold(inst, ctx, now);
                 return;
@@ -798,6 +802,7 @@ impl<S: Socket> Session<S> {
             resp_bytes: 0,
             status: 0,
             trusted,
+            grip_last: Vec::new(),
         };
         self.phase = Phase::Exchange(Box::new(ex));
         self.request_connect();
@@ -880,6 +885,7 @@ impl<S: Socket> Session<S> {
             body: ex.req_kind,
             trusted: ex.trusted,
             grip_sig: grip_sig.as_deref(),
+            grip_last: &ex.grip_last,
         };
         b.output.clear();
         rewrite::backend_request(&ex.head, &ctx, b.output.vec());

@@ -19,6 +19,20 @@ pub(super) struct Held {
     started: Instant,
     pub(super) last_write: Instant,
     warned_drop: bool,
+    /// What a retry (a published hint) needs to make the original request again; only for body-less
+    /// requests held in response mode.
+    retry: Option<Box<RetryInfo>>,
+}
+
+/// The original request of a response hold, kept so it can be made again.
+pub(super) struct RetryInfo {
+    head: RequestHead,
+    router: Arc<Router>,
+    route_idx: usize,
+    candidates: Vec<Candidate>,
+    tls: bool,
+    trusted: bool,
+    client_keep_alive: bool,
 }
 
 /// Who the hold belongs to, for channel naming and the access log.
@@ -31,6 +45,7 @@ pub(super) struct HoldContext {
     pub version: Version,
     pub keep_alive: bool,
     pub started: Instant,
+    pub retry: Option<Box<RetryInfo>>,
 }
 
 impl<S: Socket> Session<S> {
@@ -71,6 +86,17 @@ impl<S: Socket> Session<S> {
             version: ex.head.version,
             keep_alive,
             started: ex.started,
+            retry: (ex.req_kind == BodyKind::None).then(|| {
+                Box::new(RetryInfo {
+                    head: ex.head.clone(),
+                    router: Arc::clone(&ex.router),
+                    route_idx: ex.route_idx,
+                    candidates: ex.candidates.clone(),
+                    tls: ex.tls,
+                    trusted: ex.trusted,
+                    client_keep_alive: ex.client_keep_alive,
+                })
+            }),
         };
         if inst.hold.is_none() {
             // No hold: the instructions only shape a normal response.
@@ -117,6 +143,7 @@ impl<S: Socket> Session<S> {
             started: ctx.started,
             last_write: now,
             warned_drop: false,
+            retry: ctx.retry,
         }));
     }
 
@@ -142,6 +169,9 @@ impl<S: Socket> Session<S> {
             self.end_hold(now, false);
             return true;
         }
+        if self.draining {
+            h.hold.finish_now(&mut self.client_out);
+        }
         let before = self.client_out.len();
         let outcome = h.hold.pump(&mut self.client_out);
         let progress = self.client_out.len() != before;
@@ -153,11 +183,71 @@ impl<S: Socket> Session<S> {
                 crate::proxy::hold::HELD_QUEUE_MAX
             );
         }
-        if outcome == Outcome::Finished {
-            self.end_hold(now, true);
-            return true;
+        match outcome {
+            Outcome::Finished => {
+                self.end_hold(now, true);
+                true
+            }
+            Outcome::Retry => {
+                self.retry_request(now);
+                true
+            }
+            Outcome::Held => progress,
         }
-        progress
+    }
+
+    /// A hint arrived for a response hold: make the original request again (with `Grip-Last` for the channels
+    /// whose last id is known) and act on whatever the backend answers this time.
+    fn retry_request(&mut self, now: Instant) {
+        let Phase::Held(h) = &mut self.phase else {
+            return;
+        };
+        let Some(info) = h.retry.take() else {
+            log::debug!(
+                "conn {}: hint ignored: the request had a body, so it can't be made again",
+                self.log_prefix
+            );
+            return;
+        };
+        let grip_last = h.hold.grip_last();
+        self.unsubscribe
+            .extend(h.hold.channels.iter().map(|c| c.name.clone()));
+        log::debug!(
+            "conn {}: hint received; retrying {} {}",
+            self.log_prefix,
+            info.head.method,
+            info.head.target
+        );
+        let info = *info;
+        let ex = Exchange {
+            req_dec: BodyDecoder::new(BodyKind::None, ChunkLimits::default()),
+            req_enc: BodyEncoder::new(BodyKind::None),
+            head: info.head,
+            router: info.router,
+            route_idx: info.route_idx,
+            candidates: info.candidates,
+            next_candidate: 0,
+            tried: Vec::new(),
+            current: None,
+            connect_started: None,
+            head_queued: false,
+            pooled_ok: true,
+            retried: false,
+            started: now,
+            last_progress: now,
+            tls: info.tls,
+            client_keep_alive: info.client_keep_alive,
+            req_kind: BodyKind::None,
+            req_body_bytes: 0,
+            req_done: false,
+            resp: RespState::AwaitHead,
+            resp_bytes: 0,
+            status: 0,
+            trusted: info.trusted,
+            grip_last,
+        };
+        self.phase = Phase::Exchange(Box::new(ex));
+        self.request_connect();
     }
 
     pub(super) fn held_timeout(&mut self, now: Instant) {

@@ -772,7 +772,7 @@ b.com zhttpreq/ipc://w zhttp/tcp://127.0.0.1:9000,ipc_file_mode=600 test
             if !in_list || !r.condition_matches(q.path, q.ws, q.tls) {
                 continue;
             }
-            if best.map_or(true, |b| r.specificity() > b.specificity()) {
+            if best.is_none_or(|b| r.specificity() > b.specificity()) {
                 best = Some(r);
             }
         }

@@ -1,0 +1,188 @@
+"""GRIP flows beyond the conformance suite, over real sockets: hint retries with Grip-Last, prev-id ordering,
+id de-duplication, and message_rate throttling."""
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+import pytest
+
+HOLDFAST = os.environ.get(
+    "HOLDFAST_BIN",
+    os.path.join(os.path.dirname(__file__), "..", "..", "target", "release", "holdfast"),
+)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Backend(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    requests = []
+
+    def do_GET(self):
+        Backend.requests.append((self.path, self.headers.get_all("Grip-Last") or []))
+        hits = sum(1 for p, _ in Backend.requests if p == self.path)
+        channel = self.path.rsplit("/", 1)[-1]
+        if self.path.startswith("/hint/") and hits > 1:
+            headers, body = {}, b"fresh data after hint\n"
+        elif self.path.startswith("/hint/"):
+            headers = {"Grip-Hold": "response", "Grip-Channel": "%s; prev-id=41" % channel}
+            body = b"nothing yet\n"
+        else:
+            headers = {"Grip-Hold": "stream", "Grip-Channel": channel}
+            body = b"open\n"
+        self.send_response(200)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def stack():
+    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    http_port, control_port = free_port(), free_port()
+    work = tempfile.mkdtemp(prefix="holdfast-flows-")
+    conf = os.path.join(work, "pushpin.conf")
+    with open(conf, "w") as f:
+        f.write(
+            "[runner]\nhttp_port=127.0.0.1:%d\n[proxy]\nroutesfile=routes\n"
+            "[handler]\npush_in_http_port=%d\nid_cache_ttl=60\nmessage_wait=300\n"
+            "message_rate=50\nmessage_hwm=100000\n" % (http_port, control_port)
+        )
+    with open(os.path.join(work, "routes"), "w") as f:
+        f.write("* 127.0.0.1:%d\n" % backend.server_address[1])
+    log = open(os.path.join(work, "holdfast.log"), "wb")
+    proc = subprocess.Popen([HOLDFAST, "--config", conf, "--workers", "1"], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", control_port), timeout=0.2).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "holdfast did not start"
+            time.sleep(0.05)
+    yield http_port, control_port
+    proc.terminate()
+    proc.wait(timeout=10)
+    backend.shutdown()
+    log.close()
+
+
+def publish(control_port, *items):
+    req = urllib.request.Request(
+        "http://127.0.0.1:%d/publish/" % control_port,
+        data=json.dumps({"items": list(items)}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.status == 200
+
+
+def open_stream(http_port, path):
+    sock = socket.create_connection(("127.0.0.1", http_port))
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode())
+    sock.settimeout(5)
+    data = b""
+    while b"open\n" not in data:
+        data += sock.recv(65536)
+    return sock
+
+
+def read_for(sock, seconds):
+    sock.settimeout(0.1)
+    data = b""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        except socket.timeout:
+            pass
+    return data
+
+
+def test_hint_retries_the_request_with_grip_last(stack):
+    http_port, control_port = stack
+    sock = socket.create_connection(("127.0.0.1", http_port))
+    sock.sendall(b"GET /hint/hc HTTP/1.1\r\nHost: t\r\n\r\n")
+    deadline = time.monotonic() + 5
+    while not any(p == "/hint/hc" for p, _ in Backend.requests):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.2)  # the instruct response is read and the hold starts
+    publish(control_port, {"channel": "hc", "formats": {"http-response": {"action": "hint"}}})
+    resp = read_for(sock, 1.5)
+    assert resp.startswith(b"HTTP/1.1 200 OK\r\n"), resp
+    assert resp.endswith(b"fresh data after hint\n"), resp
+    retried = [h for p, h in Backend.requests if p == "/hint/hc"]
+    assert len(retried) == 2
+    assert retried[1] == ["hc; last-id=41"], retried
+    sock.close()
+
+
+def test_out_of_order_publishes_are_delivered_in_order_and_duplicates_dropped(stack):
+    http_port, control_port = stack
+    sock = open_stream(http_port, "/stream/seq")
+    time.sleep(0.2)
+
+    def item(i, prev, content):
+        it = {"channel": "seq", "id": i, "formats": {"http-stream": {"content": content}}}
+        if prev:
+            it["prev-id"] = prev
+        return it
+
+    publish(control_port, item("1", None, "one\n"))
+    publish(control_port, item("3", "2", "three\n"), item("2", "1", "two\n"), item("2", "1", "two again\n"))
+    data = read_for(sock, 1.0)
+    assert b"one\n" in data and b"two\n" in data and b"three\n" in data, data
+    assert data.index(b"one\n") < data.index(b"two\n") < data.index(b"three\n"), data
+    assert b"two again" not in data, "a duplicate id must be dropped"
+    sock.close()
+
+
+def test_a_missing_predecessor_is_given_up_after_message_wait(stack):
+    http_port, control_port = stack
+    sock = open_stream(http_port, "/stream/gap")
+    time.sleep(0.2)
+    publish(control_port, {"channel": "gap", "id": "a", "formats": {"http-stream": {"content": "A\n"}}})
+    publish(control_port, {"channel": "gap", "id": "c", "prev-id": "b", "formats": {"http-stream": {"content": "C\n"}}})
+    first = read_for(sock, 0.15)
+    assert b"A\n" in first and b"C\n" not in first, first
+    later = read_for(sock, 1.0)  # message_wait is 300 ms
+    assert b"C\n" in later, later
+    sock.close()
+
+
+def test_message_rate_spreads_deliveries_over_time(stack):
+    http_port, control_port = stack
+    sock = open_stream(http_port, "/stream/rate")
+    time.sleep(0.2)
+    # message_rate=50/s with one burst-second of credit: 150 messages need about two seconds.
+    items = [{"channel": "rate", "formats": {"http-stream": {"content": "m%d\n" % i}}} for i in range(150)]
+    start = time.monotonic()
+    publish(control_port, *items)
+    data = b""
+    while data.count(b"m") < 150 and time.monotonic() - start < 10:
+        data += read_for(sock, 0.2)
+    elapsed = time.monotonic() - start
+    assert data.count(b"m") == 150, "nothing may be lost below message_hwm"
+    assert elapsed >= 1.5, "150 deliveries at 50/s must take about 2 s, took %.2f s" % elapsed
+    sock.close()
