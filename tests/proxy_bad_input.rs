@@ -422,3 +422,20 @@ fn random_garbage_never_kills_the_proxy() {
     }
     still_serving(&hf, &backend);
 }
+
+#[test]
+fn expect_100_continue_with_a_body_over_the_limit_gets_413_without_100() {
+    let (backend, hf) = setup("[holdfast]\nclient_max_body_size=1000");
+    let mut c = Client::connect(hf.port);
+    c.send(
+        b"PUT / HTTP/1.1\r\nHost: a.test\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+    );
+    let resp = c.read_response();
+    assert_eq!(
+        resp.status, 413,
+        "the client is told no before it sends the body"
+    );
+    assert_eq!(resp.text(), "request body exceeds 1000 bytes\n");
+    assert!(c.closed_within(Duration::from_secs(5)));
+    still_serving(&hf, &backend);
+}

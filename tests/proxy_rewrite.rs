@@ -257,6 +257,52 @@ fn backend_connection_with_request_bodies_is_reused() {
 }
 
 #[test]
+
+fn backend_connection_is_reused_after_large_bodies() {
+    const LEN: u64 = 4 << 20;
+    let be = Backend::start(|req| {
+        if req.target != "/big" {
+            return ok(&format!("{} {}", req.body_len, req.body_is_pattern));
+        }
+        let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\n\r\n").into_bytes();
+        let start = out.len();
+        out.resize(start + LEN as usize, 0);
+        pattern_fill(0, &mut out[start..]);
+        Reply::Raw(out)
+    });
+    let hf = Holdfast::start(&[&format!("* {}", be.target())], "[proxy]\nworkers=1");
+    let mut c = Client::connect(hf.port);
+    for _ in 0..3 {
+        // A large request body, then a large response body, each followed by a small exchange.
+        c.send(
+            format!("POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: {LEN}\r\n\r\n")
+                .as_bytes(),
+        );
+        write_pattern(&mut c.wire.stream, LEN, false).expect("upload");
+        assert_eq!(c.read_response().text(), format!("{LEN} true"));
+        c.send(&get_req("/small", "a.test"));
+        assert_eq!(c.read_response().text(), "0 true");
+        c.send(&get_req("/big", "a.test"));
+        let mut v = Verifier::default();
+        c.read_response_streaming("GET", &mut |d| v.feed(d))
+            .expect("download");
+        assert!(v.ok(LEN));
+        c.send(&get_req("/small", "a.test"));
+        assert_eq!(c.read_response().text(), "0 true");
+    }
+    let conns: Vec<usize> = be
+        .wait_requests(12, IO_TIMEOUT)
+        .iter()
+        .map(|r| r.conn)
+        .collect();
+    assert_eq!(
+        conns,
+        vec![1; 12],
+        "every request should reuse the one backend connection"
+    );
+}
+
+#[test]
 fn backend_closing_its_pooled_connection_is_survived() {
     // Every response says Connection: close, then the next request needs a new backend connection.
     let be = Backend::start(|req| {

@@ -408,3 +408,30 @@ fn command_line_routes_replace_the_routes_file() {
     assert_eq!(get(hf.port, "/"), (200, "cli".to_string()));
     assert_eq!(file.request_count(), 0);
 }
+
+#[test]
+fn malformed_backend_responses_give_502_and_the_proxy_survives() {
+    let be = Backend::start(|req| match req.target.as_str() {
+        "/garbage" => Reply::RawClose(b"this is not http\r\n\r\n".to_vec()),
+        "/two-lengths" => Reply::RawClose(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
+        ),
+        "/bad-status" => Reply::RawClose(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n".to_vec()),
+        "/huge-head" => {
+            let mut raw = b"HTTP/1.1 200 OK\r\n".to_vec();
+            for i in 0..20_000 {
+                raw.extend_from_slice(format!("X-Filler-{i}: v\r\n").as_bytes());
+            }
+            raw.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+            Reply::RawClose(raw)
+        }
+        _ => ok("fine"),
+    });
+    let hf = Holdfast::start(&[&format!("* {}", be.target())], "");
+    for path in ["/garbage", "/two-lengths", "/bad-status", "/huge-head"] {
+        let resp = get(hf.port, path);
+        assert_eq!(resp.status, 502, "{path}");
+        assert_eq!(resp.text(), "Error while proxying to origin.\n", "{path}");
+    }
+    assert_eq!(get(hf.port, "/ok").text(), "fine");
+}

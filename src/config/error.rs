@@ -39,6 +39,24 @@ impl std::error::Error for ConfigError {}
 
 /// Quote a value for an error message, cut to `ERROR_VALUE_MAX` characters, with control
 /// characters escaped so the message stays on one line.
+/// Text from a config file shown in a message: control characters escaped so a message stays one line.
+pub(super) fn escape_text(value: &str) -> String {
+    if !value.chars().any(char::is_control) {
+        return value.to_string();
+    }
+    value
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_debug().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 pub(super) fn quote_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len().min(ERROR_VALUE_MAX) + 8);
     out.push('"');
@@ -63,6 +81,13 @@ mod tests {
         assert_eq!(e.to_string(), "a.conf:3: bad");
         let e = ConfigError::new("a.conf", 0, "too large");
         assert_eq!(e.to_string(), "a.conf: too large");
+    }
+
+    #[test]
+    fn escape_text_keeps_messages_on_one_line() {
+        assert_eq!(escape_text("plain/path"), "plain/path");
+        assert_eq!(escape_text("a\nb\rc"), "a\\nb\\rc");
+        assert_eq!(escape_text("é"), "é");
     }
 
     #[test]

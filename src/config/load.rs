@@ -11,7 +11,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::error::ConfigError;
+use super::error::{escape_text, ConfigError};
 use super::ini::{Ini, CONFIG_TEXT_MAX};
 use super::settings::{base_vars, build, LoadOptions, Settings};
 use super::values::{expand_templates, TemplateVars};
@@ -134,7 +134,7 @@ fn resolve_includes(
         return Ok(());
     }
     let path = dir.join(&expanded);
-    let shown = path.display().to_string();
+    let shown = escape_text(&path.display().to_string());
     match std::fs::metadata(&path) {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -428,5 +428,19 @@ mod tests {
         for w in &warnings {
             assert!(!w.contains("unknown key"), "{w}");
         }
+    }
+
+    /// Regression (fuzz/corpus/config_file/crash-7497…-include-path-newline): an escaped newline in an include
+    /// path must not split a warning or an error into several log lines.
+    #[test]
+    fn include_paths_with_control_characters_stay_on_one_line() {
+        let dir = std::path::Path::new("/nonexistent-dir");
+        let (_, warnings) = Settings::from_text("[global]\ninclude=a\\nb\n", "fuzz.conf", dir).unwrap();
+        assert!(!warnings.is_empty());
+        assert!(warnings.iter().all(|w| !w.contains('\n') && !w.contains('\r')), "{warnings:?}");
+        let err = Settings::from_text("[global]\ninclude=\"/etc/passwd/x\\ny\"\n", "fuzz.conf", dir).unwrap_err();
+        assert!(!err.to_string().contains('\n'), "{err}");
+        let (_, warnings) = Settings::from_text("[proxy]\na\rb=1\n", "fuzz.conf", dir).unwrap();
+        assert!(warnings.iter().all(|w| !w.contains('\r')), "{warnings:?}");
     }
 }

@@ -13,7 +13,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use super::error::{quote_value, ConfigError};
+use super::error::{escape_text, quote_value, ConfigError};
 use super::ini::Ini;
 use super::values::{
     apply_port_offset, expand_templates, parse_bool, parse_int, parse_listen_addr, parse_log_level,
@@ -935,7 +935,9 @@ fn key_warnings(ini: &Ini, warnings: &mut Vec<String>) {
     for (section, key, file, line) in ini.keys() {
         match classify(section, key) {
             KeyKind::Unknown => warnings.push(format!(
-                "{file}:{line}: unknown key [{section}] {key}, ignored"
+                "{file}:{line}: unknown key [{}] {}, ignored",
+                escape_text(section),
+                escape_text(key)
             )),
             KeyKind::Unsupported => {
                 let value = ini.get(section, key).map_or("", str::trim);

@@ -45,9 +45,12 @@ use crate::http1::{
 };
 use crate::routes::{RouteQuery, TargetKind};
 
-/// A guard against our own bugs: no legitimate call to `process` loops this often. Tripping it logs the state
-/// and closes the connection.
+/// A guard against our own bugs: state changes without a single byte moving can't go on this long. Tripping
+/// it logs the state and closes the connection.
 const STEPS_MAX: usize = 4096;
+/// Passes through the I/O loop per `process` call before yielding to other connections (fairness); a busy
+/// session asks to be called again with `Want::again`.
+const PASSES_PER_CALL_MAX: usize = 64;
 
 /// What the session needs from a socket besides reading and writing.
 pub trait Socket: Read + Write {
@@ -100,6 +103,8 @@ pub struct Want {
     pub subscribe: Vec<String>,
     /// Channels this connection no longer listens on (a hold ended).
     pub unsubscribe: Vec<String>,
+    /// The session yielded with work left: queue it again on the next loop.
+    pub again: bool,
 }
 
 /// Shared, read-only context for a call to `process`.
@@ -348,10 +353,16 @@ impl<S: Socket> Session<S> {
                 self.on_timeout(now, env);
             }
         }
-        let mut steps = 0;
+        let mut idle_steps = 0;
+        let mut passes = 0;
+        let mut again = false;
         loop {
-            steps += 1;
-            if steps > STEPS_MAX {
+            passes += 1;
+            if passes > PASSES_PER_CALL_MAX {
+                again = true;
+                break;
+            }
+            if idle_steps > STEPS_MAX {
                 log::error!(
                     "conn {}: step budget exceeded in {}; closing",
                     self.log_prefix,
@@ -363,15 +374,16 @@ impl<S: Socket> Session<S> {
             if self.pending_connect.is_some() || matches!(self.phase, Phase::Closed) {
                 break;
             }
-            let mut progress = self.read_client(now);
-            progress |= self.advance(now, env);
-            progress |= self.read_backend(now);
-            progress |= self.advance(now, env);
-            progress |= self.flush_backend(now, env);
-            progress |= self.flush_client(now);
-            if !progress {
+            let mut io = self.read_client(now);
+            let mut state = self.advance(now, env);
+            io |= self.read_backend(now);
+            state |= self.advance(now, env);
+            io |= self.flush_backend(now, env);
+            io |= self.flush_client(now);
+            if !io && !state {
                 break;
             }
+            idle_steps = if io { 0 } else { idle_steps + 1 };
         }
         if self.client_out.is_empty()
             && matches!(self.phase, Phase::ReadHead { .. })
@@ -402,6 +414,7 @@ impl<S: Socket> Session<S> {
             close,
             subscribe: std::mem::take(&mut self.subscribe),
             unsubscribe: std::mem::take(&mut self.unsubscribe),
+            again: again && !close,
         }
     }
 

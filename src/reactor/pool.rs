@@ -6,10 +6,20 @@
 //! at most `idle_timeout`. A pooled connection that turns out dead anyway is retried once by the session.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
+
+/// What the worker knows of a pooled socket from poll events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Good,
+    /// A readable edge arrived: peek before reuse.
+    Suspect,
+    Dead,
+}
 
 pub struct Pooled {
     pub sock: TcpStream,
@@ -39,16 +49,24 @@ impl BackendPool {
         &mut self,
         addr: SocketAddr,
         now: Instant,
-        dead: impl Fn(usize) -> bool,
+        health: impl Fn(usize) -> Health,
         freed: &mut Vec<usize>,
     ) -> Option<Pooled> {
         let list = self.idle.get_mut(&addr)?;
         while let Some(p) = list.pop() {
-            if now.saturating_duration_since(p.since) >= self.idle_timeout || dead(p.slot) {
-                freed.push(p.slot);
-                continue;
+            let usable = now.saturating_duration_since(p.since) < self.idle_timeout
+                && match health(p.slot) {
+                    Health::Good => true,
+                    Health::Dead => false,
+                    // Nothing to read means the edge was stale news of bytes already read.
+                    Health::Suspect => {
+                        matches!(p.sock.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+                    }
+                };
+            if usable {
+                return Some(p);
             }
-            return Some(p);
+            freed.push(p.slot);
         }
         None
     }
@@ -126,10 +144,17 @@ mod tests {
         }
         let mut freed = Vec::new();
         // Slot 2 is on top (most recent) but dead: skipped, freed; slot 1 is handed out.
-        let got = pool.take(addr, now, |slot| slot == 2, &mut freed).unwrap();
+        let health = |slot| {
+            if slot == 2 {
+                Health::Dead
+            } else {
+                Health::Good
+            }
+        };
+        let got = pool.take(addr, now, health, &mut freed).unwrap();
         assert_eq!(got.slot, 1);
         assert_eq!(freed, vec![2]);
-        assert!(pool.take(addr, now, |_| false, &mut freed).is_none());
+        assert!(pool.take(addr, now, |_| Health::Good, &mut freed).is_none());
 
         let (c, s) = pair(&listener);
         servers.push(s);

@@ -22,7 +22,7 @@ use mio::{Events, Interest, Poll};
 use slab::Slab;
 
 use super::inbox::Inbox;
-use super::pool::BackendPool;
+use super::pool::{BackendPool, Health};
 use super::timer::{TimerKey, TimerWheel};
 use super::token::{self, Side, TokenKind};
 use crate::control::{self, ControlLimits, ControlSession};
@@ -240,8 +240,11 @@ struct BackendSlot {
     generation: u32,
     /// The session holding the socket (slab key, generation), or `None` while it idles in the pool.
     owner: Option<(usize, u32)>,
-    /// An event arrived while pooled: the backend closed it or sent stray bytes; don't reuse it.
+    /// The backend closed the socket (or it failed) while pooled: don't reuse it.
     dead: bool,
+    /// A readable edge arrived while pooled. Often it is late news of bytes the session already read, so the
+    /// socket is peeked before reuse rather than thrown away.
+    suspect: bool,
 }
 
 /// Deliveries held back by `message_rate`, bounded by this worker's share of `message_hwm`.
@@ -716,7 +719,12 @@ impl Worker {
                         continue; // an event for a socket that has since been closed
                     }
                     let Some((key, generation)) = slot.owner else {
-                        slot.dead = true; // pooled: the backend closed it, or sent bytes nobody asked for
+                        // Pooled. A write edge means nothing; a read edge may be stale; a close is final.
+                        if read_closed || event.is_error() {
+                            slot.dead = true;
+                        } else if event.is_readable() {
+                            slot.suspect = true;
+                        }
                         continue;
                     };
                     let Some(conn) = self.conns.get_mut(key) else {
@@ -813,6 +821,7 @@ impl Worker {
                     if let Some(b) = self.backend_slots.get_mut(slot) {
                         b.owner = None;
                         b.dead = false;
+                        b.suspect = false;
                     }
                     if let Some(evicted) = self.pool.put(addr, sock, slot, now) {
                         self.free_backend_slot(evicted);
@@ -825,6 +834,11 @@ impl Worker {
                 continue;
             }
             self.set_timer(key, want.deadline);
+            if want.again {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    queue(&mut self.work, key, conn);
+                }
+            }
             return;
         }
         log::error!(
@@ -896,12 +910,13 @@ impl Worker {
         let mut freed = Vec::new();
         let pooled = if pooled_ok {
             let slots = &self.backend_slots;
-            self.pool.take(
-                addr,
-                now,
-                |s| slots.get(s).is_none_or(|b| b.dead),
-                &mut freed,
-            )
+            let health = |s: usize| match slots.get(s) {
+                None => Health::Dead,
+                Some(b) if b.dead => Health::Dead,
+                Some(b) if b.suspect => Health::Suspect,
+                Some(_) => Health::Good,
+            };
+            self.pool.take(addr, now, health, &mut freed)
         } else {
             None
         };
@@ -916,6 +931,7 @@ impl Worker {
                         generation: slot_generation,
                         owner: None,
                         dead: false,
+                        suspect: false,
                     });
                     let tok = token::conn(slot, slot_generation, Side::Backend);
                     if let Err(e) = self.poll.registry().register(
