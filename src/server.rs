@@ -24,6 +24,29 @@ use crate::proxy::{ProxyConfig, Router};
 use crate::reactor::{Inbox, ListenerKind, Shared, Stats, Worker, WorkerMsg, WorkerSetup};
 use crate::routes::RouteTable;
 
+/// Listen backlog: connections the kernel queues before holdfast accepts them (the kernel caps it at
+/// `net.core.somaxconn`). Bursts of a thousand concurrent opens must not overflow it.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listener with SO_REUSEADDR and a deep backlog. With `reuse_port`, each worker gets a
+/// listening socket of its own on the same address and the kernel spreads new connections across them
+/// (a shared socket lets whichever worker wakes first take most of them).
+fn listen(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 /// Messages queued per worker inbox before senders are refused.
 const INBOX_CAP: usize = 4096;
 /// How often the control thread wakes to check signals and the routes file.
@@ -183,10 +206,13 @@ pub fn run(startup: Startup) -> Result<(), String> {
 
     let mut listeners = Vec::new();
     for addr in &startup.listen {
-        let l = std::net::TcpListener::bind(addr)
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        l.set_nonblocking(true)
-            .map_err(|e| format!("{addr}: {e}"))?;
+        // SO_REUSEPORT would let a second server share the port silently: probe with a plain bind first so an
+        // address in use still fails start-up, as it does for Pushpin.
+        drop(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+        );
+        let l = listen(*addr, true).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         log::info!(
             "listening on {}",
             l.local_addr().map(|a| a.to_string()).unwrap_or_default()
@@ -219,10 +245,8 @@ pub fn run(startup: Startup) -> Result<(), String> {
     let mut control = match s.push_in_http_port {
         Some(port) => {
             let addr = SocketAddr::new(s.push_in_http_addr, port);
-            let l = std::net::TcpListener::bind(addr)
+            let l = listen(addr, false)
                 .map_err(|e| format!("cannot listen on {addr} (control API): {e}"))?;
-            l.set_nonblocking(true)
-                .map_err(|e| format!("{addr}: {e}"))?;
             log::info!("control API on {addr}");
             Some(mio::net::TcpListener::from_std(l))
         }
@@ -234,18 +258,28 @@ pub fn run(startup: Startup) -> Result<(), String> {
         Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| format!("signals: {e}"))?;
 
     let mut workers = Vec::new();
-    for id in 0..startup.workers {
+    // Client workers, plus one more that serves only the control API: publishing stays responsive however
+    // busy the client workers are writing to their subscribers.
+    let control_worker = control.is_some() as usize;
+    for id in 0..startup.workers + control_worker {
         let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
         let waker =
             mio::Waker::new(poll.registry(), mio::Token(0)).map_err(|e| format!("waker: {e}"))?;
         let inbox = Inbox::new(INBOX_CAP, waker);
         let mut mine = Vec::new();
-        for l in &listeners {
-            let clone = l.try_clone().map_err(|e| format!("listener: {e}"))?;
-            mine.push((mio::net::TcpListener::from_std(clone), ListenerKind::Client));
-        }
-        // The control API is light: one worker serves it.
-        if let Some(l) = control.take() {
+        if id < startup.workers {
+            for l in &listeners {
+                // Worker 0 takes the sockets bound above (which also proved the addresses are free); the
+                // others bind their own on the same addresses.
+                let own = if id == 0 {
+                    l.try_clone().map_err(|e| format!("listener: {e}"))?
+                } else {
+                    let addr = l.local_addr().map_err(|e| format!("listener: {e}"))?;
+                    listen(addr, true).map_err(|e| format!("cannot listen on {addr}: {e}"))?
+                };
+                mine.push((mio::net::TcpListener::from_std(own), ListenerKind::Client));
+            }
+        } else if let Some(l) = control.take() {
             mine.push((l, ListenerKind::Control));
         }
         let worker = Worker::new(WorkerSetup {
@@ -268,7 +302,15 @@ pub fn run(startup: Startup) -> Result<(), String> {
     let _ = shared
         .inboxes
         .set(workers.iter().map(|w| Arc::clone(&w.inbox)).collect());
-    log::info!("started {} workers", workers.len());
+    log::info!(
+        "started {} workers{}",
+        startup.workers,
+        if control_worker > 0 {
+            " and the control API thread"
+        } else {
+            ""
+        }
+    );
 
     control_loop(&startup, &mut signals, &workers, router, &shared);
 

@@ -50,8 +50,9 @@ impl fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
+/// How a body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Body {
+pub(crate) enum Body {
     Empty,
     Length(u64),
     Chunked,
@@ -232,14 +233,14 @@ enum Chunk {
     Trailer { line: usize, total: usize },
 }
 
-/// Skips a chunked body, resumable at any byte.
+/// Skips a chunked body, or hands its data to a sink; resumable at any byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ChunkSkipper {
+pub(crate) struct ChunkSkipper {
     state: Chunk,
 }
 
 impl ChunkSkipper {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         ChunkSkipper {
             state: Chunk::Size {
                 value: 0,
@@ -258,11 +259,23 @@ impl ChunkSkipper {
 
     /// Returns the bytes used and whether the body ended.
     fn feed(&mut self, buf: &[u8]) -> Result<(usize, bool), FrameError> {
+        self.feed_into(buf, None)
+    }
+
+    /// Like `feed`, and appends the chunk data (not the framing) to `sink` when there is one.
+    pub(crate) fn feed_into(
+        &mut self,
+        buf: &[u8],
+        mut sink: Option<&mut Vec<u8>>,
+    ) -> Result<(usize, bool), FrameError> {
         let mut pos = 0;
         while let Some(&b) = buf.get(pos) {
             if let Chunk::Data(left) = self.state {
                 let avail = (buf.len() - pos) as u64;
                 let take = left.min(avail);
+                if let Some(out) = sink.as_deref_mut() {
+                    out.extend_from_slice(buf.get(pos..pos + take as usize).unwrap_or(&[]));
+                }
                 pos += take as usize;
                 self.state = if take == left {
                     Chunk::DataCr
@@ -437,6 +450,57 @@ impl RequestFramer {
     }
 }
 
+/// A response head read from the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ResponseHead {
+    /// Bytes of the buffer the head took, blank lines before it included.
+    pub used: usize,
+    pub status: u16,
+    pub persistent: bool,
+    pub body: Body,
+}
+
+/// Reads the response head at the start of `buf` (after any blank-line padding); `None` until it is
+/// all there. Interim (1xx) heads are returned too, with an empty body: the caller skips them.
+pub(crate) fn read_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, FrameError> {
+    let blank = leading_blank(buf);
+    let rest = buf.get(blank..).unwrap_or(&[]);
+    let Some(end) = head_end(rest) else {
+        if rest.len() > HEAD_MAX {
+            return Err(FrameError::HeadTooLarge);
+        }
+        return Ok(None);
+    };
+    if end > HEAD_MAX {
+        return Err(FrameError::HeadTooLarge);
+    }
+    let head = parse_head(rest.get(..end).unwrap_or(&[]), true)?;
+    if head.status == 101 {
+        return Err(FrameError::Upgrade);
+    }
+    let body = if (100..200).contains(&head.status) || head.status == 204 || head.status == 304 {
+        Body::Empty
+    } else if head.te_present {
+        if head.chunked {
+            Body::Chunked
+        } else {
+            Body::UntilClose
+        }
+    } else {
+        match head.content_length {
+            Some(0) => Body::Empty,
+            Some(n) => Body::Length(n),
+            None => Body::UntilClose,
+        }
+    };
+    Ok(Some(ResponseHead {
+        used: blank + end,
+        status: head.status,
+        persistent: head.persistent() && body != Body::UntilClose,
+        body,
+    }))
+}
+
 /// Outcome of a whole response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseDone {
@@ -484,51 +548,20 @@ impl ResponseFramer {
             let rest = buf.get(used..).unwrap_or(&[]);
             match &mut self.state {
                 RespState::Head => {
-                    let blank = leading_blank(rest);
-                    used += blank;
-                    let rest = rest.get(blank..).unwrap_or(&[]);
-                    let Some(end) = head_end(rest) else {
-                        if rest.len() > HEAD_MAX {
-                            return Err(FrameError::HeadTooLarge);
-                        }
-                        return Ok((used, None));
+                    let Some(head) = read_response_head(rest)? else {
+                        return Ok((used + leading_blank(rest), None));
                     };
-                    if end > HEAD_MAX {
-                        return Err(FrameError::HeadTooLarge);
-                    }
-                    let head = parse_head(rest.get(..end).unwrap_or(&[]), true)?;
-                    used += end;
-                    if head.status == 101 {
-                        return Err(FrameError::Upgrade);
-                    }
+                    used += head.used;
                     if (100..200).contains(&head.status) {
                         continue;
                     }
                     self.status = head.status;
-                    self.keep_alive = head.persistent();
-                    let body = if head.status == 204 || head.status == 304 {
-                        Body::Empty
-                    } else if head.te_present {
-                        if head.chunked {
-                            Body::Chunked
-                        } else {
-                            Body::UntilClose
-                        }
-                    } else {
-                        match head.content_length {
-                            Some(0) => Body::Empty,
-                            Some(n) => Body::Length(n),
-                            None => Body::UntilClose,
-                        }
-                    };
-                    self.state = match body {
+                    self.keep_alive = head.persistent;
+                    self.state = match head.body {
                         Body::Empty => return Ok((used, Some(self.finish()))),
                         Body::Length(n) => RespState::Length(n),
                         Body::Chunked => RespState::Chunked(ChunkSkipper::new()),
-                        Body::UntilClose => {
-                            self.keep_alive = false;
-                            RespState::UntilClose
-                        }
+                        Body::UntilClose => RespState::UntilClose,
                     };
                 }
                 RespState::Length(left) => {

@@ -435,10 +435,21 @@ mod tests {
     #[test]
     fn include_paths_with_control_characters_stay_on_one_line() {
         let dir = std::path::Path::new("/nonexistent-dir");
-        let (_, warnings) = Settings::from_text("[global]\ninclude=a\\nb\n", "fuzz.conf", dir).unwrap();
+        let (_, warnings) =
+            Settings::from_text("[global]\ninclude=a\\nb\n", "fuzz.conf", dir).unwrap();
         assert!(!warnings.is_empty());
-        assert!(warnings.iter().all(|w| !w.contains('\n') && !w.contains('\r')), "{warnings:?}");
-        let err = Settings::from_text("[global]\ninclude=\"/etc/passwd/x\\ny\"\n", "fuzz.conf", dir).unwrap_err();
+        assert!(
+            warnings
+                .iter()
+                .all(|w| !w.contains('\n') && !w.contains('\r')),
+            "{warnings:?}"
+        );
+        let err = Settings::from_text(
+            "[global]\ninclude=\"/etc/passwd/x\\ny\"\n",
+            "fuzz.conf",
+            dir,
+        )
+        .unwrap_err();
         assert!(!err.to_string().contains('\n'), "{err}");
         let (_, warnings) = Settings::from_text("[proxy]\na\rb=1\n", "fuzz.conf", dir).unwrap();
         assert!(warnings.iter().all(|w| !w.contains('\r')), "{warnings:?}");

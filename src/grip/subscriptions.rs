@@ -73,6 +73,18 @@ impl Subscriptions {
             .flat_map(|set| set.iter().copied())
     }
 
+    /// Give back memory of tables that are mostly empty (called periodically, not on every unsubscribe).
+    pub fn shrink(&mut self) {
+        if self.channels.capacity() > 4 * self.channels.len() + 64 {
+            self.channels.shrink_to_fit();
+        }
+        for set in self.channels.values_mut() {
+            if set.capacity() > 4 * set.len() + 64 {
+                set.shrink_to_fit();
+            }
+        }
+    }
+
     pub fn is_subscribed(&self, channel: &str, conn: ConnRef) -> bool {
         self.channels
             .get(channel)

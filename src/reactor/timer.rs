@@ -121,8 +121,9 @@ impl TimerWheel {
     pub fn new(capacity: usize, now: Instant) -> TimerWheel {
         let capacity = capacity.min(TIMERS_MAX);
         TimerWheel {
-            entries: Slab::with_capacity(capacity),
-            generations: vec![0; capacity],
+            // Both grow as timers are armed (never past `capacity`) and are dropped by `shrink_if_empty`.
+            entries: Slab::new(),
+            generations: Vec::new(),
             lists: [List::EMPTY; LISTS],
             occupied: [0; LEVELS],
             capacity,
@@ -145,6 +146,9 @@ impl TimerWheel {
         let vacant = self.entries.vacant_entry();
         let slot = vacant.key();
         // Slab never hands out an index past the most entries it has held, which is at most `capacity`.
+        if slot >= self.generations.len() {
+            self.generations.resize(slot + 1, 0);
+        }
         let generation = *self.generations.get(slot)?;
         let index = u32::try_from(slot).ok()?;
         vacant.insert(Entry {
@@ -234,6 +238,19 @@ impl TimerWheel {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// With no timer armed, drop the tables a burst has grown, so their memory is given back. Keys handed out
+    /// earlier name no armed timer any more, and the worker drops a key as soon as its timer fires or is
+    /// removed, so restarting the generations can't make an old key match a new timer.
+    pub fn shrink_if_empty(&mut self) {
+        if !self.entries.is_empty()
+            || (self.entries.capacity() == 0 && self.generations.capacity() == 0)
+        {
+            return;
+        }
+        self.entries = Slab::new();
+        self.generations = Vec::new();
     }
 
     pub fn capacity(&self) -> usize {

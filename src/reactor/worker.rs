@@ -111,6 +111,14 @@ impl Shared {
         self.fan_out(ready);
     }
 
+    /// Shrink shared tables that are mostly empty (after a burst of channels came and went).
+    fn shrink_tables(&self) {
+        let mut counts = lock(&self.channel_workers);
+        if counts.capacity() > 4 * counts.len() + 64 {
+            counts.shrink_to_fit();
+        }
+    }
+
     /// `POST /recover`: forget every channel's last id, so the next item of each channel is delivered whatever
     /// its prev-id says.
     pub fn recover(&self) {
@@ -217,6 +225,8 @@ pub struct Worker {
     accept_resume_at: Option<Instant>,
     accepted: Vec<(TcpStream, SocketAddr, ListenerKind)>,
     conns: Slab<Conn>,
+    /// Most connections this worker may hold (its share of the slab token space and of `client_maxconn`).
+    conn_cap: usize,
     next_generation: u32,
     timers: TimerWheel,
     work: VecDeque<usize>,
@@ -293,7 +303,9 @@ impl Worker {
             accept_paused: false,
             accept_resume_at: None,
             accepted: Vec::new(),
-            conns: Slab::with_capacity(capacity),
+            // Grown on demand and shrunk when idle (see `chores`), so memory follows the load back down.
+            conns: Slab::new(),
+            conn_cap: capacity,
             next_generation: 0,
             // One timer per connection at most.
             timers: TimerWheel::new(capacity, now),
@@ -418,7 +430,7 @@ impl Worker {
 
     /// Count a connection against `client_maxconn` and this worker's slab before accepting it.
     fn reserve_slot(&mut self) -> bool {
-        if self.conns.len() + self.accepted.len() >= self.conns.capacity() {
+        if self.conns.len() + self.accepted.len() >= self.conn_cap {
             return false;
         }
         let prev = self.shared.conns.fetch_add(1, Ordering::AcqRel);
@@ -638,6 +650,7 @@ impl Worker {
                 self.free_backend_slot(slot);
             }
             crate::buf::trim_pool();
+            self.shrink_idle_memory();
             self.next_pool_sweep = now + POOL_SWEEP_EVERY;
         }
         if self.accept_paused && self.shared.conns.load(Ordering::Acquire) < self.shared.max_conns {
@@ -646,6 +659,23 @@ impl Worker {
                 l.pending = true;
             }
         }
+    }
+
+    /// Give memory back after a burst: tables that are mostly empty are shrunk (a slab only down to its
+    /// highest key in use, which is everything once the connections are gone).
+    fn shrink_idle_memory(&mut self) {
+        if self.conns.capacity() > 2 * self.conns.len() + 64 {
+            self.conns.shrink_to_fit();
+        }
+        if self.backend_slots.capacity() > 2 * self.backend_slots.len() + 64 {
+            self.backend_slots.shrink_to_fit();
+        }
+        self.timers.shrink_if_empty();
+        self.subs.shrink();
+        if self.work.capacity() > 4 * self.work.len() + 1024 {
+            self.work.shrink_to_fit();
+        }
+        self.shared.shrink_tables();
     }
 
     fn finished(&self, now: Instant) -> bool {

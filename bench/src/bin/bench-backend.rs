@@ -1,5 +1,9 @@
 //! bench-backend: an HTTP/1.1 origin that answers every request with `200 OK` and "hello world\n".
 //!
+//! With `--grip stream|response` it is a GRIP origin instead: every request gets `Grip-Hold: <mode>`
+//! on the channel named by its `?channel=` query (default "bench"), except `/ready`, which gets the
+//! plain answer so a harness can check the route without creating a hold.
+//!
 //! Each thread runs its own `mio::Poll` over a clone of one shared listening socket, so accepts
 //! spread over threads without any hand-off. Requests are framed (bodies skipped, pipelining kept in
 //! order) and the answers of one read go out in one write.
@@ -9,7 +13,8 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use holdfast_bench::{Options, RequestFramer};
+use holdfast_bench::grip::{channel_of, hold_response, request_target, target_path, READY_PATH};
+use holdfast_bench::{HoldMode, Options, RequestFramer};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
@@ -28,7 +33,8 @@ const OK: &[u8] =
 const OK_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nhello world\n";
 const BAD: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
-const USAGE: &str = "usage: bench-backend --port P [--bind ADDR] [--threads N|auto]";
+const USAGE: &str =
+    "usage: bench-backend --port P [--bind ADDR] [--threads N|auto] [--grip stream|response]";
 
 struct Conn {
     stream: TcpStream,
@@ -42,6 +48,10 @@ struct Conn {
     peer_done: bool,
     /// Reading stopped because `out` is full; resume once it drains.
     paused: bool,
+    /// The framer is at the start of a request (GRIP mode reads its request line there).
+    at_start: bool,
+    /// GRIP mode: the channel to hold the request being read on; `None` answers it plainly.
+    hold: Option<String>,
 }
 
 enum Step {
@@ -50,6 +60,7 @@ enum Step {
 }
 
 struct Worker {
+    grip: Option<HoldMode>,
     poll: Poll,
     listener: TcpListener,
     conns: Vec<Option<Conn>>,
@@ -58,12 +69,13 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(listener: std::net::TcpListener) -> io::Result<Worker> {
+    fn new(listener: std::net::TcpListener, grip: Option<HoldMode>) -> io::Result<Worker> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         Ok(Worker {
+            grip,
             poll,
             listener,
             conns: Vec::new(),
@@ -87,7 +99,9 @@ impl Worker {
                 }
                 let idx = ev.token().0;
                 let step = match self.conns.get_mut(idx) {
-                    Some(Some(conn)) => drive(conn, &mut self.scratch, ev.is_read_closed()),
+                    Some(Some(conn)) => {
+                        drive(conn, &mut self.scratch, ev.is_read_closed(), self.grip)
+                    }
                     _ => continue,
                 };
                 if let Step::Drop = step {
@@ -141,6 +155,8 @@ impl Worker {
                     closing: false,
                     peer_done: false,
                     paused: false,
+                    at_start: true,
+                    hold: None,
                 });
             }
         }
@@ -148,21 +164,40 @@ impl Worker {
 }
 
 /// Answers every whole request in `data`; returns the bytes used.
-fn answer(conn: &mut Conn, data: &[u8]) -> usize {
+fn answer(conn: &mut Conn, data: &[u8], grip: Option<HoldMode>) -> usize {
     let mut used = 0;
     while !conn.closing {
         let rest = data.get(used..).unwrap_or(&[]);
+        if let (Some(_), true) = (grip, conn.at_start) {
+            conn.hold = request_target(rest)
+                .filter(|t| target_path(t) != READY_PATH.as_bytes())
+                .map(|t| channel_of(t).to_string());
+        }
         match conn.framer.feed(rest) {
             Ok((n, done)) => {
                 used += n;
                 match done {
-                    Some(d) if d.keep_alive => conn.out.extend_from_slice(OK),
-                    Some(_) => {
-                        conn.out.extend_from_slice(OK_CLOSE);
-                        conn.closing = true;
+                    Some(d) => {
+                        match (grip, conn.hold.take()) {
+                            (Some(mode), Some(channel)) => conn
+                                .out
+                                .extend_from_slice(&hold_response(mode, &channel, !d.keep_alive)),
+                            _ if d.keep_alive => conn.out.extend_from_slice(OK),
+                            _ => conn.out.extend_from_slice(OK_CLOSE),
+                        }
+                        conn.closing = !d.keep_alive;
+                        conn.at_start = true;
                     }
-                    None if n == 0 || used >= data.len() => break,
-                    None => {}
+                    None => {
+                        // Past the blank lines the framer only moves once it has the whole head.
+                        let blank = rest.iter().take_while(|b| **b == b'\r' || **b == b'\n');
+                        if n > blank.count() {
+                            conn.at_start = false;
+                        }
+                        if n == 0 || used >= data.len() {
+                            break;
+                        }
+                    }
                 }
             }
             Err(_) => {
@@ -178,7 +213,12 @@ fn answer(conn: &mut Conn, data: &[u8]) -> usize {
     }
 }
 
-fn read_some(conn: &mut Conn, scratch: &mut [u8], read_closed: bool) -> Result<(), ()> {
+fn read_some(
+    conn: &mut Conn,
+    scratch: &mut [u8],
+    read_closed: bool,
+    grip: Option<HoldMode>,
+) -> Result<(), ()> {
     while !conn.closing && !conn.peer_done {
         if conn.out.len() - conn.out_pos >= OUT_MAX {
             conn.paused = true;
@@ -196,13 +236,13 @@ fn read_some(conn: &mut Conn, scratch: &mut [u8], read_closed: bool) -> Result<(
         };
         let fresh = scratch.get(..n).unwrap_or(&[]);
         if conn.pending.is_empty() {
-            let used = answer(conn, fresh);
+            let used = answer(conn, fresh, grip);
             conn.pending
                 .extend_from_slice(fresh.get(used..).unwrap_or(&[]));
         } else {
             conn.pending.extend_from_slice(fresh);
             let pending = std::mem::take(&mut conn.pending);
-            let used = answer(conn, &pending);
+            let used = answer(conn, &pending, grip);
             conn.pending = pending;
             conn.pending.drain(..used.min(conn.pending.len()));
         }
@@ -233,10 +273,10 @@ fn flush(conn: &mut Conn) -> Result<(), ()> {
     Ok(())
 }
 
-fn drive(conn: &mut Conn, scratch: &mut [u8], read_closed: bool) -> Step {
+fn drive(conn: &mut Conn, scratch: &mut [u8], read_closed: bool, grip: Option<HoldMode>) -> Step {
     // Bounded: each pass either stops reading (paused or would-block) or drains the output.
     for _ in 0..64 {
-        if read_some(conn, scratch, read_closed).is_err() || flush(conn).is_err() {
+        if read_some(conn, scratch, read_closed, grip).is_err() || flush(conn).is_err() {
             return Step::Drop;
         }
         let drained = conn.out.is_empty();
@@ -254,7 +294,7 @@ fn drive(conn: &mut Conn, scratch: &mut [u8], read_closed: bool) -> Step {
 fn run() -> Result<(), String> {
     let opts = Options::parse(
         std::env::args().skip(1),
-        &["--port", "--bind", "--threads"],
+        &["--port", "--bind", "--threads", "--grip"],
         &["--help"],
     )
     .map_err(|e| format!("{e}\n{USAGE}"))?;
@@ -276,6 +316,12 @@ fn run() -> Result<(), String> {
     if threads == 0 || threads > THREADS_MAX {
         return Err(format!("--threads must be 1..={THREADS_MAX}"));
     }
+    let grip = match opts.value("--grip") {
+        None => None,
+        Some(text) => Some(
+            HoldMode::parse(text).ok_or(format!("--grip must be stream or response\n{USAGE}"))?,
+        ),
+    };
     let addr: SocketAddr = format!("{bind}:{port}")
         .parse()
         .map_err(|_| format!("bad bind address {bind:?}"))?;
@@ -284,14 +330,15 @@ fn run() -> Result<(), String> {
     let mut handles = Vec::new();
     for i in 0..threads {
         let clone = listener.try_clone().map_err(|e| e.to_string())?;
-        let mut worker = Worker::new(clone).map_err(|e| e.to_string())?;
+        let mut worker = Worker::new(clone, grip).map_err(|e| e.to_string())?;
         let handle = std::thread::Builder::new()
             .name(format!("backend-{i}"))
             .spawn(move || worker.run())
             .map_err(|e| e.to_string())?;
         handles.push(handle);
     }
-    eprintln!("bench-backend: listening on {addr} with {threads} thread(s)");
+    let kind = grip.map_or("plain", HoldMode::as_str);
+    eprintln!("bench-backend: listening on {addr} with {threads} thread(s), {kind} answers");
     for h in handles {
         match h.join() {
             Ok(Ok(())) => {}
