@@ -1,14 +1,15 @@
 //! Header rewriting at the proxy boundary (spec section 4.1): what the backend sees of a client request, and
 //! what the client sees of a backend response.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use super::config::ProxyConfig;
 use crate::config::{XffRule, XfpMode};
 use crate::grip::GRIP_FEATURES;
 use crate::http1::{
-    connection_tokens, is_hop_by_hop, remove_headers, set_header, write_request_head,
-    write_response_head, BodyKind, Header, RequestHead, ResponseHead, Version,
+    connection_tokens, is_hop_by_hop, remove_headers, set_header, BodyKind, Header, RequestHead,
+    ResponseHead, Version,
 };
 use crate::routes::{Route, Target, TargetKind};
 
@@ -58,70 +59,72 @@ pub fn forwarded_tls(head: &RequestHead) -> bool {
 pub fn backend_request(head: &RequestHead, ctx: &RequestContext, out: &mut Vec<u8>) {
     let cfg = ctx.cfg;
     let listed = connection_tokens(&head.headers);
-    let mut headers: Vec<Header> = head
-        .headers
-        .iter()
-        .filter(|h| {
-            let n = h.name.as_str();
-            !(is_hop_by_hop(n)
-                || listed.iter().any(|t| t.eq_ignore_ascii_case(n))
-                || n.eq_ignore_ascii_case("Expect")
-                || n.eq_ignore_ascii_case("Content-Length") && ctx.body != BodyKind::None
-                                || (!ctx.trusted && starts_with_ignore_case(n, "Grip-"))
-                || (cfg.accept_pushpin_route && n.eq_ignore_ascii_case("Pushpin-Route"))
-                || (!ctx.route.orig_headers && starts_with_ignore_case(n, ORIG_HEADER_MARK))
-                || (cfg.xfp_enabled()
-                    && (n.eq_ignore_ascii_case("X-Forwarded-Proto")
-                        || n.eq_ignore_ascii_case("X-Forwarded-Protocol")))
-                // GRIP routes must see uncompressed responses: instructions and held bodies are parsed and
-                // published data is appended to them. Pushpin strips it the same way.
-                || (!ctx.route.no_grip && n.eq_ignore_ascii_case("Accept-Encoding")))
-        })
-        .cloned()
-        .collect();
+    let mut headers = HeaderList::borrowed(head.headers.iter().filter(|h| {
+        let n = h.name.as_str();
+        !(is_hop_by_hop(n)
+            || listed.iter().any(|t| t.eq_ignore_ascii_case(n))
+            || n.eq_ignore_ascii_case("Expect")
+            || n.eq_ignore_ascii_case("Content-Length") && ctx.body != BodyKind::None
+            || (!ctx.trusted && starts_with_ignore_case(n, "Grip-"))
+            || (cfg.accept_pushpin_route && n.eq_ignore_ascii_case("Pushpin-Route"))
+            || (!ctx.route.orig_headers && starts_with_ignore_case(n, ORIG_HEADER_MARK))
+            || (cfg.xfp_enabled()
+                && (n.eq_ignore_ascii_case("X-Forwarded-Proto")
+                    || n.eq_ignore_ascii_case("X-Forwarded-Protocol")))
+            // GRIP routes must see uncompressed responses: instructions and held bodies are parsed and
+            // published data is appended to them. Pushpin strips it the same way.
+            || (!ctx.route.no_grip && n.eq_ignore_ascii_case("Accept-Encoding")))
+    }));
 
     if ctx.route.orig_headers {
-        let copies: Vec<Header> = head
+        for h in head
             .headers
             .iter()
             .filter(|h| !starts_with_ignore_case(&h.name, ORIG_HEADER_MARK))
-            .map(|h| Header {
-                name: format!("{ORIG_HEADER_MARK}{}", h.name),
-                value: h.value.clone(),
-            })
-            .collect();
-        headers.extend(copies);
+        {
+            headers.push_owned(format!("{ORIG_HEADER_MARK}{}", h.name), h.value.clone());
+        }
     }
 
     // Host: the route's as_host, else the target's host=, else the client's, else the target address.
     let host_override = ctx.route.as_host.as_deref().or(ctx.target.host.as_deref());
     if let Some(host) = host_override {
-        set_header(&mut headers, "Host", host.as_bytes());
-    } else if !headers.iter().any(|h| name_is(h, "Host")) {
+        headers.set("Host", Cow::Borrowed(host.as_bytes()));
+    } else if !headers.contains("Host") {
         if let TargetKind::Http { host, port } = &ctx.target.kind {
             let value = if host.contains(':') {
                 format!("[{host}]:{port}")
             } else {
                 format!("{host}:{port}")
             };
-            set_header(&mut headers, "Host", value.as_bytes());
+            headers.set("Host", Cow::Owned(value.into_bytes()));
         }
     }
 
-    apply_x_forwarded_for(&mut headers, &cfg.x_forwarded_for, ctx.peer);
+    if !cfg.x_forwarded_for.is_empty() {
+        let existing = head
+            .headers
+            .iter()
+            .filter(|h| name_is(h, "X-Forwarded-For"))
+            .map(|h| h.value.as_slice());
+        match x_forwarded_for_value(existing, &cfg.x_forwarded_for, ctx.peer) {
+            Some(v) => headers.set("X-Forwarded-For", Cow::Owned(v.into_bytes())),
+            None => headers.remove("X-Forwarded-For"),
+        }
+    }
 
     if ctx.tls {
-        let scheme: &[u8] = if is_websocket_upgrade(head) {
+        let scheme: &'static [u8] = if is_websocket_upgrade(head) {
             b"wss"
         } else {
             b"https"
         };
         match cfg.set_x_forwarded_protocol {
             XfpMode::None => {}
-            XfpMode::ProtoOnly => set_header(&mut headers, "X-Forwarded-Proto", scheme),
+            XfpMode::ProtoOnly => headers.set("X-Forwarded-Proto", Cow::Borrowed(scheme)),
             XfpMode::Both => {
-                set_header(&mut headers, "X-Forwarded-Proto", scheme);
-                set_header(&mut headers, "X-Forwarded-Protocol", scheme);
+                headers.set("X-Forwarded-Proto", Cow::Borrowed(scheme));
+                headers.set("X-Forwarded-Protocol", Cow::Borrowed(scheme));
             }
         }
     }
@@ -134,48 +137,126 @@ pub fn backend_request(head: &RequestHead, ctx: &RequestContext, out: &mut Vec<u
             .map(|h| String::from_utf8_lossy(&h.value).into_owned())
             .collect();
         values.push(cdn.clone());
-        set_header(&mut headers, "CDN-Loop", values.join(", ").as_bytes());
+        headers.set("CDN-Loop", Cow::Owned(values.join(", ").into_bytes()));
     }
 
     for (name, value) in &ctx.route.headers {
         if value.is_empty() {
-            remove_headers(&mut headers, name);
+            headers.remove(name);
         } else {
-            set_header(&mut headers, name, value.as_bytes());
+            headers.set(name, Cow::Borrowed(value.as_bytes()));
         }
     }
 
     if let Some(token) = ctx.grip_sig {
-        set_header(&mut headers, "Grip-Sig", token.as_bytes());
-        set_header(&mut headers, "Grip-Feature", GRIP_FEATURES.as_bytes());
+        headers.set("Grip-Sig", Cow::Borrowed(token.as_bytes()));
+        headers.set("Grip-Feature", Cow::Borrowed(GRIP_FEATURES.as_bytes()));
     }
     for (channel, last_id) in ctx.grip_last {
-        headers.push(Header {
-            name: "Grip-Last".into(),
-            value: format!("{channel}; last-id={last_id}").into_bytes(),
-        });
+        headers.push_owned(
+            "Grip-Last".into(),
+            format!("{channel}; last-id={last_id}").into_bytes(),
+        );
     }
 
     match ctx.body {
-        BodyKind::Length(n) => set_header(&mut headers, "Content-Length", n.to_string().as_bytes()),
-        BodyKind::Chunked => set_header(&mut headers, "Transfer-Encoding", b"chunked"),
+        BodyKind::Length(n) => {
+            headers.set("Content-Length", Cow::Owned(n.to_string().into_bytes()))
+        }
+        BodyKind::Chunked => headers.set("Transfer-Encoding", Cow::Borrowed(b"chunked")),
         BodyKind::None | BodyKind::CloseDelimited => {}
     }
 
     let target = origin_form(&ctx.route.rewrite_target(&head.target));
-    write_request_head(out, &head.method, &target, Version::Http11, &headers);
+    out.extend_from_slice(head.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    headers.write(out);
 }
 
-/// Apply the `x_forwarded_for` rules to the request's X-Forwarded-For values. No rules: header untouched.
-pub fn apply_x_forwarded_for(headers: &mut Vec<Header>, rules: &[XffRule], peer: IpAddr) {
-    if rules.is_empty() {
-        return;
+/// Header fields being rewritten: borrowed from the parsed head where unchanged, so forwarding a request or
+/// response copies each byte once (into the output) instead of cloning every name and value first. `set`
+/// and `remove` behave as `http1::set_header` / `remove_headers`.
+struct HeaderList<'a> {
+    fields: Vec<(Cow<'a, str>, Cow<'a, [u8]>)>,
+}
+
+impl<'a> HeaderList<'a> {
+    fn borrowed(headers: impl Iterator<Item = &'a Header>) -> HeaderList<'a> {
+        HeaderList {
+            fields: headers
+                .map(|h| {
+                    (
+                        Cow::Borrowed(h.name.as_str()),
+                        Cow::Borrowed(h.value.as_slice()),
+                    )
+                })
+                .collect(),
+        }
     }
-    let mut entries: Vec<String> = headers
-        .iter()
-        .filter(|h| name_is(h, "X-Forwarded-For"))
-        .flat_map(|h| {
-            String::from_utf8_lossy(&h.value)
+
+    fn contains(&self, name: &str) -> bool {
+        self.fields
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Replace the first field of that name (keeping its position and spelling) and drop the others; append
+    /// when there is none.
+    fn set(&mut self, name: &'a str, value: Cow<'a, [u8]>) {
+        match self
+            .fields
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            Some(first) => {
+                self.fields[first].1 = value;
+                let mut index = 0;
+                self.fields.retain(|(n, _)| {
+                    let keep = index <= first || !n.eq_ignore_ascii_case(name);
+                    index += 1;
+                    keep
+                });
+            }
+            None => self.fields.push((Cow::Borrowed(name), value)),
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    fn push(&mut self, name: &'a str, value: &'a [u8]) {
+        self.fields
+            .push((Cow::Borrowed(name), Cow::Borrowed(value)));
+    }
+
+    fn push_owned(&mut self, name: String, value: Vec<u8>) {
+        self.fields.push((Cow::Owned(name), Cow::Owned(value)));
+    }
+
+    /// The fields and the blank line that ends the head.
+    fn write(&self, out: &mut Vec<u8>) {
+        for (name, value) in &self.fields {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The X-Forwarded-For value after applying `rules` to the existing values; `None` means no header.
+fn x_forwarded_for_value<'v>(
+    existing: impl Iterator<Item = &'v [u8]>,
+    rules: &[XffRule],
+    peer: IpAddr,
+) -> Option<String> {
+    let mut entries: Vec<String> = existing
+        .flat_map(|v| {
+            String::from_utf8_lossy(v)
                 .split(',')
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
@@ -192,10 +273,22 @@ pub fn apply_x_forwarded_for(headers: &mut Vec<Header>, rules: &[XffRule], peer:
             XffRule::Append => entries.push(peer.to_string()),
         }
     }
-    if entries.is_empty() {
-        remove_headers(headers, "X-Forwarded-For");
-    } else {
-        set_header(headers, "X-Forwarded-For", entries.join(", ").as_bytes());
+    (!entries.is_empty()).then(|| entries.join(", "))
+}
+
+/// Apply the `x_forwarded_for` rules to the request's X-Forwarded-For values. No rules: header untouched.
+pub fn apply_x_forwarded_for(headers: &mut Vec<Header>, rules: &[XffRule], peer: IpAddr) {
+    if rules.is_empty() {
+        return;
+    }
+    let existing: Vec<Vec<u8>> = headers
+        .iter()
+        .filter(|h| name_is(h, "X-Forwarded-For"))
+        .map(|h| h.value.clone())
+        .collect();
+    match x_forwarded_for_value(existing.iter().map(|v| v.as_slice()), rules, peer) {
+        Some(v) => set_header(headers, "X-Forwarded-For", v.as_bytes()),
+        None => remove_headers(headers, "X-Forwarded-For"),
     }
 }
 
@@ -276,38 +369,29 @@ pub fn client_response(
     out: &mut Vec<u8>,
 ) {
     let listed = connection_tokens(&resp.headers);
-    let mut headers: Vec<Header> = resp
-        .headers
-        .iter()
-        .filter(|h| {
-            let n = h.name.as_str();
-            !(is_hop_by_hop(n) || listed.iter().any(|t| t.eq_ignore_ascii_case(n)))
-        })
-        .cloned()
-        .collect();
+    let mut headers = HeaderList::borrowed(resp.headers.iter().filter(|h| {
+        let n = h.name.as_str();
+        !(is_hop_by_hop(n) || listed.iter().any(|t| t.eq_ignore_ascii_case(n)))
+    }));
     match framing {
         BodyKind::Chunked => {
-            remove_headers(&mut headers, "Content-Length");
-            headers.push(Header {
-                name: "Transfer-Encoding".into(),
-                value: b"chunked".to_vec(),
-            });
+            headers.remove("Content-Length");
+            headers.push("Transfer-Encoding", b"chunked");
         }
-        BodyKind::CloseDelimited => remove_headers(&mut headers, "Content-Length"),
+        BodyKind::CloseDelimited => headers.remove("Content-Length"),
         BodyKind::Length(_) | BodyKind::None => {}
     }
     if !keep_alive {
-        headers.push(Header {
-            name: "Connection".into(),
-            value: b"close".to_vec(),
-        });
+        headers.push("Connection", b"close");
     } else if client_version == Version::Http10 {
-        headers.push(Header {
-            name: "Connection".into(),
-            value: b"keep-alive".to_vec(),
-        });
+        headers.push("Connection", b"keep-alive");
     }
-    write_response_head(out, Version::Http11, resp.code, &resp.reason, &headers);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(resp.code.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(resp.reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    headers.write(out);
 }
 
 #[cfg(test)]
