@@ -152,6 +152,34 @@ pub fn make_grip_sig(iss: &str, key: &SigKey, exp_unix: u64) -> String {
     token
 }
 
+/// Tokens remembered per thread; a proxy signs with one key or a few (per-route keys).
+const SIG_CACHE_MAX: usize = 8;
+
+thread_local! {
+    static SIG_CACHE: std::cell::RefCell<Vec<(String, SigKey, u64, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `make_grip_sig`, remembered per thread for the same issuer, key and expiry. `exp` moves once a second, so
+/// at thousands of requests a second nearly every request reuses the token instead of computing an HMAC.
+pub fn cached_grip_sig(iss: &str, key: &SigKey, exp_unix: u64) -> String {
+    SIG_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((_, _, _, token)) = cache
+            .iter()
+            .find(|(i, k, e, _)| *e == exp_unix && i == iss && k == key)
+        {
+            return token.clone();
+        }
+        let token = make_grip_sig(iss, key, exp_unix);
+        cache.retain(|(i, k, _, _)| !(i == iss && k == key));
+        if cache.len() >= SIG_CACHE_MAX {
+            cache.remove(0);
+        }
+        cache.push((iss.to_string(), key.clone(), exp_unix, token.clone()));
+        token
+    })
+}
+
 /// Verify an incoming Grip-Sig: HS256, valid signature, integer `exp` > `now_unix`.
 pub fn verify_grip_sig(token: &str, key: &SigKey, now_unix: u64) -> bool {
     verify(token, key, now_unix).is_some()
@@ -183,6 +211,31 @@ fn verify(token: &str, key: &SigKey, now_unix: u64) -> Option<()> {
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims_b64).ok()?).ok()?;
     let exp = claims.as_object()?.get("exp")?.as_u64()?;
     (exp > now_unix).then_some(())
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn cached_tokens_equal_fresh_ones_and_follow_the_expiry() {
+        let key = SigKey::Secret(b"k".to_vec());
+        let a = cached_grip_sig("pushpin", &key, 100);
+        assert_eq!(a, make_grip_sig("pushpin", &key, 100));
+        assert_eq!(cached_grip_sig("pushpin", &key, 100), a);
+        let b = cached_grip_sig("pushpin", &key, 101);
+        assert_ne!(a, b);
+        assert_eq!(b, make_grip_sig("pushpin", &key, 101));
+        let other = SigKey::Secret(b"other".to_vec());
+        assert_eq!(
+            cached_grip_sig("pushpin", &other, 101),
+            make_grip_sig("pushpin", &other, 101)
+        );
+        assert_eq!(
+            cached_grip_sig("x", &key, 101),
+            make_grip_sig("x", &key, 101)
+        );
+    }
 }
 
 #[cfg(test)]

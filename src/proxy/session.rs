@@ -24,7 +24,7 @@ use super::local::{write_continue, write_text_response, ORIGIN_ERROR, ROUTE_NOT_
 use super::rewrite::{self, RequestContext};
 use super::router::Router;
 use super::test_target;
-use crate::grip::{is_grip_response, make_grip_sig, verify_grip_sig, INSTRUCT_BODY_MAX};
+use crate::grip::{cached_grip_sig, is_grip_response, verify_grip_sig, INSTRUCT_BODY_MAX};
 
 #[path = "session_grip.rs"]
 mod grip_glue;
@@ -887,7 +887,7 @@ impl<S: Socket> Session<S> {
         } else {
             ex.router
                 .signing(ex.route_idx, env.cfg)
-                .map(|(iss, key)| make_grip_sig(iss, key, unix_now() + 3600))
+                .map(|(iss, key)| cached_grip_sig(iss, key, unix_now() + 3600))
         };
         let ctx = RequestContext {
             cfg: env.cfg,
