@@ -52,8 +52,26 @@ pub fn flush() {
     }
 }
 
+thread_local! {
+    /// The writer thread's side of the double buffer: swapped with the shared one at each flush, so neither
+    /// ever shrinks and regrows (no reallocation and copying on the workers' logging path).
+    static SPARE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// This thread's last formatted second, so a log line formats only its milliseconds.
+    static LAST_SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+}
+
 fn write_pending(shared: &Shared) {
-    let data = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(|p| p.into_inner()));
+    let data = SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        spare.clear();
+        let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::swap(&mut *pending, &mut *spare);
+        // Keep the buffers from growing without end after a burst.
+        if spare.capacity() > LOG_BUFFER_MAX / 4 && spare.len() < LOG_BUFFER_MAX / 16 {
+            pending.shrink_to(LOG_BUFFER_MAX / 16);
+        }
+        std::mem::take(&mut *spare)
+    });
     let dropped = shared.dropped.swap(0, Ordering::Relaxed);
     let mut out = shared.out.lock().unwrap_or_else(|p| p.into_inner());
     // If the log destination itself fails there is nowhere left to report it.
@@ -66,6 +84,8 @@ fn write_pending(shared: &Shared) {
         let _ = out.write_all(line.as_bytes());
     }
     let _ = out.flush();
+    drop(out);
+    SPARE.with(|spare| *spare.borrow_mut() = data);
 }
 
 use crate::config::level_filter;
@@ -123,14 +143,24 @@ pub fn init(level: u8, logfile: Option<&Path>) -> Result<(), String> {
 fn timestamp(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
+    LAST_SECOND.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            *last = (secs, format_second(secs));
+        }
+        format!("{}.{:03}", last.1, d.subsec_millis())
+    })
+}
+
+/// `YYYY-MM-DD HH:MM:SS` for seconds since the Unix epoch.
+fn format_second(secs: u64) -> String {
     let (y, m, day) = civil_from_days((secs / 86_400) as i64);
     let s = secs % 86_400;
     format!(
-        "{y:04}-{m:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
+        "{y:04}-{m:02}-{day:02} {:02}:{:02}:{:02}",
         s / 3600,
         (s / 60) % 60,
-        s % 60,
-        d.subsec_millis()
+        s % 60
     )
 }
 
