@@ -1,6 +1,7 @@
 //! GRIP on a proxy session: from a backend's instructions (or the `test` target) to a held connection, and the
 //! held phase itself. A child module of `session`, so it works on the session's private state directly.
 
+use super::exchange::ExchangeStart;
 use super::*;
 use crate::grip::{parse_instruct, Instruct, InstructLimits};
 use crate::proxy::hold::{Hold, Outcome};
@@ -219,33 +220,19 @@ impl<S: Socket> Session<S> {
             info.head.target
         );
         let info = *info;
-        let ex = Exchange {
-            req_dec: BodyDecoder::new(BodyKind::None, ChunkLimits::default()),
-            req_enc: BodyEncoder::new(BodyKind::None),
+        let ex = Exchange::new(ExchangeStart {
             head: info.head,
             router: info.router,
             route_idx: info.route_idx,
             candidates: info.candidates,
-            next_candidate: 0,
             tried: Vec::new(),
-            current: None,
-            connect_started: None,
-            head_queued: false,
-            pooled_ok: true,
-            retried: false,
-            started: now,
-            last_progress: now,
             tls: info.tls,
+            trusted: info.trusted,
             client_keep_alive: info.client_keep_alive,
             req_kind: BodyKind::None,
-            req_body_bytes: 0,
-            req_done: false,
-            resp: RespState::AwaitHead,
-            resp_bytes: 0,
-            status: 0,
-            trusted: info.trusted,
             grip_last,
-        };
+            now,
+        });
         self.phase = Phase::Exchange(Box::new(ex));
         self.request_connect();
     }
