@@ -129,7 +129,8 @@ fn resolve_includes(
     let expanded = expand_templates(written, vars);
     if vars.libdir.is_none() && expanded.contains("{libdir}") {
         warnings.push(format!(
-            "{file}:{line}: include {value}: [global] libdir is not set, skipped"
+            "{file}:{line}: include {}: [global] libdir is not set, skipped",
+            escape_text(value)
         ));
         return Ok(());
     }

@@ -944,7 +944,9 @@ fn key_warnings(ini: &Ini, warnings: &mut Vec<String>) {
                 // An empty value or a false switch asks for nothing holdfast lacks.
                 if !value.is_empty() && parse_bool(value) != Some(false) {
                     warnings.push(format!(
-                        "{file}:{line}: [{section}] {key} is not supported by holdfast yet, ignored"
+                        "{file}:{line}: [{}] {} is not supported by holdfast yet, ignored",
+                        escape_text(section),
+                        escape_text(key)
                     ));
                 }
             }
