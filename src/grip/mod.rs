@@ -2,6 +2,7 @@
 //! (`params`), the Grip-Sig JWT (`sig`), and a worker's channel index (`subscriptions`).
 
 mod instruct;
+mod jsonpatch;
 mod params;
 mod rate;
 mod sequencer;
@@ -14,6 +15,7 @@ pub use instruct::{
     DEFAULT_KEEP_ALIVE_TIMEOUT_SECS, DEFAULT_NEXT_LINK_TIMEOUT_SECS, INSTRUCT_BODY_MAX,
     META_ENTRIES_MAX, MIN_HOLD_TIMEOUT_SECS, MIN_KEEP_ALIVE_TIMEOUT_SECS, TIMEOUT_SECS_MAX,
 };
+pub use jsonpatch::{apply_patch, patch_body, PATCH_OPS_MAX};
 pub use params::{parse_item, parse_param, split_list, unquote};
 pub use rate::RateLimiter;
 pub use sequencer::{Sequencer, SequencerStats, DEDUP_ENTRIES_MAX, PARKED_PER_CHANNEL_MAX};

@@ -353,7 +353,18 @@ impl Hold {
             }
             set_header(&mut headers, name, value);
         }
-        let body = f.body.clone().unwrap_or_default();
+        let body = match (&f.body, &f.body_patch) {
+            (Some(body), _) => body.clone(),
+            // body-patch edits the held response's own JSON body.
+            (None, Some(patch)) => match crate::grip::patch_body(&self.body, patch) {
+                Ok(patched) => patched,
+                Err(e) => {
+                    log::debug!("hold: body-patch not applied, message skipped: {e}");
+                    return;
+                }
+            },
+            (None, None) => Vec::new(),
+        };
         let body = self.rewrite_content(d.channel, &body).into_owned();
         let code = f.code;
         let reason = f
@@ -613,6 +624,24 @@ mod tests {
             "{t}"
         );
         assert!(t.ends_with("Content-Length: 3\r\n\r\nhi\n"), "{t}");
+    }
+
+    #[test]
+    fn body_patch_edits_the_held_json_body() {
+        let now = Instant::now();
+        let mut out = OutBuf::new();
+        let inst = instruct(
+            &[("Grip-Hold", "response"), ("Grip-Channel", "c")],
+            "{\"n\":1,\"items\":[]}\n",
+        );
+        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        let patch = r#"{"items":[{"channel":"c","formats":{"http-response":{"body-patch":[
+            {"op":"replace","path":"/n","value":2},{"op":"add","path":"/items/-","value":"x"}]}}}]}"#;
+        let item = &items(patch)[0];
+        assert!(h.deliver(item, "c", &|_| false));
+        assert_eq!(h.pump(&mut out), Outcome::Finished);
+        let t = text(&out);
+        assert!(t.ends_with("\r\n\r\n{\"items\":[\"x\"],\"n\":2}\n"), "{t}");
     }
 
     #[test]
