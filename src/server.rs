@@ -229,6 +229,8 @@ pub fn run(startup: Startup) -> Result<(), String> {
         pool_idle_timeout: Duration::from_millis(s.backend_pool_idle_ms),
         message_rate: s.message_rate,
         message_hwm: s.message_hwm,
+        update_on_first_subscription: s.update_on_first_subscription,
+        subscription_linger: Duration::from_secs(s.subscription_linger),
         inboxes: OnceLock::new(),
         stats: Stats::default(),
         sequencer: Mutex::new(Sequencer::new(

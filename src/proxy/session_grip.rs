@@ -148,6 +148,23 @@ impl<S: Socket> Session<S> {
         }));
     }
 
+    /// "Update" the session (spec 4.10, update on first subscription): a response hold makes its request
+    /// again, so a message published before the subscription reached every publisher is not missed.
+    /// Returns whether anything will happen (the worker then runs the session).
+    pub fn update(&mut self, now: Instant) -> bool {
+        let Phase::Held(h) = &self.phase else {
+            return false;
+        };
+        if h.hold.mode != crate::grip::HoldMode::Response
+            || h.retry.is_none()
+            || h.hold.is_finished()
+        {
+            return false;
+        }
+        self.retry_request(now);
+        true
+    }
+
     /// A published item for one of this connection's channels. Returns whether it was queued.
     pub fn deliver(
         &mut self,

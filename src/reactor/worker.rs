@@ -40,6 +40,11 @@ const INBOX_PER_LOOP_MAX: usize = 256;
 const POLL_TIMEOUT_MAX: Duration = Duration::from_millis(100);
 /// Deliveries that may wait for `message_rate` when `message_hwm` is not set (all workers together).
 const THROTTLE_WAITING_MAX: u64 = 1_000_000;
+/// A channel's sessions are updated this long after its first subscriber arrives (spec 4.10).
+const FIRST_SUBSCRIPTION_UPDATE_DELAY: Duration = Duration::from_secs(1);
+/// Session updates per `UPDATE_TICK`, so a burst of new channels can't turn into a burst of backend requests.
+const UPDATES_PER_TICK: usize = 100;
+const UPDATE_TICK: Duration = Duration::from_millis(100);
 /// How often deliveries held back by `message_rate` are let out.
 const THROTTLE_TICK: Duration = Duration::from_millis(10);
 /// How often idle pooled backend connections are swept.
@@ -72,6 +77,11 @@ pub struct Shared {
     /// Pushpin's `message_rate` (deliveries/s) and `message_hwm` (deliveries waiting), for all workers together.
     pub message_rate: Option<u64>,
     pub message_hwm: Option<u64>,
+    /// Pushpin's `update_on_first_subscription`.
+    pub update_on_first_subscription: bool,
+    /// Pushpin's `subscription_linger`: a channel counts as still subscribed this long after its last
+    /// subscriber left, so a re-polling client (or a retried hold) does not count as a first subscriber.
+    pub subscription_linger: Duration,
     pub control_limits: ControlLimits,
     /// Every worker's inbox, for publishing; set once all workers exist.
     pub inboxes: OnceLock<Vec<Arc<Inbox<WorkerMsg>>>>,
@@ -241,6 +251,13 @@ pub struct Worker {
     /// so a pooled socket stays registered while it moves between sessions.
     backend_slots: Slab<BackendSlot>,
     next_backend_generation: u32,
+    /// Channels that got their first subscriber on this worker, and when to update their sessions.
+    first_sub_updates: VecDeque<(Instant, String)>,
+    /// Channels updated within `subscription_linger`, which don't get another first-subscription update.
+    recently_updated: HashMap<String, Instant>,
+    /// Session updates left in the current `UPDATE_TICK` (Pushpin rate-limits them too).
+    update_budget: usize,
+    next_update_refill: Instant,
     /// Only when `message_rate` is set: this worker's share of the rate, and deliveries waiting for it.
     throttle: Option<Throttle>,
 }
@@ -317,6 +334,10 @@ impl Worker {
             drain_deadline: None,
             poll_errors: 0,
             subs: Subscriptions::new(),
+            first_sub_updates: VecDeque::new(),
+            recently_updated: HashMap::new(),
+            update_budget: UPDATES_PER_TICK,
+            next_update_refill: now + UPDATE_TICK,
             backend_slots: Slab::new(),
             next_backend_generation: 0,
             throttle,
@@ -598,6 +619,39 @@ impl Worker {
             .fetch_add(delivered, Ordering::Relaxed);
     }
 
+    /// Update the sessions of channels whose first subscriber arrived a second ago, within the rate budget.
+    fn run_first_subscription_updates(&mut self, now: Instant) {
+        if now >= self.next_update_refill {
+            self.update_budget = UPDATES_PER_TICK;
+            self.next_update_refill = now + UPDATE_TICK;
+        }
+        while self.update_budget > 0 {
+            match self.first_sub_updates.front() {
+                Some((at, _)) if *at <= now => {}
+                _ => break,
+            }
+            let Some((_, channel)) = self.first_sub_updates.pop_front() else {
+                break;
+            };
+            let members: Vec<ConnRef> = self.subs.members(&channel).collect();
+            for member in members {
+                let Some(conn) = self.conns.get_mut(member.key) else {
+                    continue;
+                };
+                if conn.generation != member.generation {
+                    continue;
+                }
+                let ConnKind::Proxy(session) = &mut conn.kind else {
+                    continue;
+                };
+                if session.update(now) {
+                    self.update_budget = self.update_budget.saturating_sub(1);
+                    queue(&mut self.work, member.key, conn);
+                }
+            }
+        }
+    }
+
     fn begin_shutdown(&mut self, now: Instant, grace: Duration) {
         if self.drain_deadline.is_some() {
             return;
@@ -641,6 +695,7 @@ impl Worker {
         {
             self.run_throttle(now);
         }
+        self.run_first_subscription_updates(now);
         if now >= self.next_pool_sweep {
             let mut freed = Vec::new();
             let slots = &self.backend_slots;
@@ -650,6 +705,9 @@ impl Worker {
                 self.free_backend_slot(slot);
             }
             crate::buf::trim_pool();
+            let linger = self.shared.subscription_linger;
+            self.recently_updated
+                .retain(|_, at| now.saturating_duration_since(*at) < linger);
             self.shrink_idle_memory();
             self.next_pool_sweep = now + POOL_SWEEP_EVERY;
         }
@@ -896,6 +954,17 @@ impl Worker {
             if self.subs.subscribe(&channel, me) == Transition::First {
                 log::debug!("worker {}: first subscriber to channel {channel}", self.id);
                 self.shared.channel_transition(&channel, true);
+                let now = Instant::now();
+                let linger = self.shared.subscription_linger;
+                let lingering = self
+                    .recently_updated
+                    .get(&channel)
+                    .is_some_and(|at| now.saturating_duration_since(*at) < linger);
+                if self.shared.update_on_first_subscription && !lingering {
+                    self.recently_updated.insert(channel.clone(), now);
+                    self.first_sub_updates
+                        .push_back((now + FIRST_SUBSCRIPTION_UPDATE_DELAY, channel.clone()));
+                }
             }
             conn.channels.push(channel);
         }

@@ -33,7 +33,10 @@ class Backend(http.server.BaseHTTPRequestHandler):
         Backend.requests.append((self.path, self.headers.get_all("Grip-Last") or []))
         hits = sum(1 for p, _ in Backend.requests if p == self.path)
         channel = self.path.rsplit("/", 1)[-1]
-        if self.path.startswith("/hint/") and hits > 1:
+        if self.path.startswith("/upd/"):
+            headers = {"Grip-Hold": "response", "Grip-Channel": channel}
+            body = b"nothing yet\n"
+        elif self.path.startswith("/hint/") and hits > 1:
             headers, body = {}, b"fresh data after hint\n"
         elif self.path.startswith("/hint/"):
             headers = {"Grip-Hold": "response", "Grip-Channel": "%s; prev-id=41" % channel}
@@ -185,4 +188,19 @@ def test_message_rate_spreads_deliveries_over_time(stack):
     elapsed = time.monotonic() - start
     assert data.count(b"m") == 150, "nothing may be lost below message_hwm"
     assert elapsed >= 1.5, "150 deliveries at 50/s must take about 2 s, took %.2f s" % elapsed
+    sock.close()
+
+
+def test_first_subscription_updates_the_hold_once_after_a_second(stack):
+    """Pushpin's update_on_first_subscription: ~1 s after a channel's first subscriber the held request is made
+    again (closing the race with a publish that happened before the subscription); once, not every second."""
+    http_port, control_port = stack
+    sock = socket.create_connection(("127.0.0.1", http_port))
+    sock.sendall(b"GET /upd/fresh HTTP/1.1\r\nHost: t\r\n\r\n")
+    time.sleep(3.5)
+    hits = [p for p, _ in Backend.requests if p == "/upd/fresh"]
+    assert len(hits) == 2, "one request, then exactly one update: %r" % hits
+    publish(control_port, {"channel": "fresh", "formats": {"http-response": {"body": "after update\n"}}})
+    resp = read_for(sock, 1.0)
+    assert resp.startswith(b"HTTP/1.1 200 OK\r\n") and resp.endswith(b"after update\n"), resp
     sock.close()
