@@ -167,12 +167,29 @@ pub fn backend_request(head: &RequestHead, ctx: &RequestContext, out: &mut Vec<u
         BodyKind::None | BodyKind::CloseDelimited => {}
     }
 
-    let target = origin_form(&ctx.route.rewrite_target(&head.target));
     out.extend_from_slice(head.method.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
+    if ctx.route.path_rem == 0 && ctx.route.replace_beg.is_none() && head.target.starts_with('/') {
+        // The common case: the target goes to the backend as the client wrote it.
+        out.extend_from_slice(head.target.as_bytes());
+    } else {
+        out.extend_from_slice(origin_form(&ctx.route.rewrite_target(&head.target)).as_bytes());
+    }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     headers.write(out);
+}
+
+/// A status code as three ASCII digits (codes are 100..=999 here; anything else is written in full).
+fn push_code(out: &mut Vec<u8>, code: u16) {
+    if (100..=999).contains(&code) {
+        out.extend_from_slice(&[
+            b'0' + (code / 100) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+        ]);
+    } else {
+        out.extend_from_slice(code.to_string().as_bytes());
+    }
 }
 
 /// Header fields being rewritten: borrowed from the parsed head where unchanged, so forwarding a request or
@@ -318,7 +335,8 @@ pub fn is_websocket_upgrade(head: &RequestHead) -> bool {
 }
 
 /// The host (without port) and encoded path (without query) a request is routed by.
-pub fn route_key(head: &RequestHead) -> (String, String) {
+/// Borrowed from the head; the host keeps its case (route lookup ignores case).
+pub fn route_key(head: &RequestHead) -> (&str, &str) {
     let target = head.target.as_str();
     let (authority, path) = if let Some(i) = target.find("://") {
         let rest = &target[i + 3..];
@@ -332,11 +350,11 @@ pub fn route_key(head: &RequestHead) -> (String, String) {
         (None, target)
     };
     let host_port = authority
-        .map(|a| a.rsplit('@').next().unwrap_or(a).to_string())
-        .or_else(|| head.header_str("Host").map(|h| h.trim().to_string()))
+        .map(|a| a.rsplit('@').next().unwrap_or(a))
+        .or_else(|| head.header_str("Host").map(str::trim))
         .unwrap_or_default();
-    let path = path.split('?').next().unwrap_or("/").to_string();
-    (strip_port(&host_port).to_ascii_lowercase(), path)
+    let path = path.split('?').next().unwrap_or("/");
+    (strip_port(host_port), path)
 }
 
 fn strip_port(host_port: &str) -> &str {
@@ -387,7 +405,7 @@ pub fn client_response(
         headers.push("Connection", b"keep-alive");
     }
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(resp.code.to_string().as_bytes());
+    push_code(out, resp.code);
     out.push(b' ');
     out.extend_from_slice(resp.reason.as_bytes());
     out.extend_from_slice(b"\r\n");

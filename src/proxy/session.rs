@@ -691,8 +691,8 @@ impl<S: Socket> Session<S> {
         };
         let router = Arc::clone(env.router);
         let query = RouteQuery {
-            host: &host,
-            path: &path,
+            host,
+            path,
             ws,
             tls,
             route_id: route_id.as_deref(),
@@ -711,7 +711,7 @@ impl<S: Socket> Session<S> {
             return;
         }
         if route.targets.iter().any(|t| t.kind == TargetKind::Test) {
-            let local = test_target::local_path(&path, route.path_beg.as_deref());
+            let local = test_target::local_path(path, route.path_beg.as_deref());
             if let Some(inst) =
                 test_target::hold_instruct(local, &head.target, env.cfg.subscription_max)
             {
@@ -1015,7 +1015,7 @@ fn log_request(
     head: &RequestHead,
     peer: SocketAddr,
     route: &str,
-    target: &str,
+    target: Option<SocketAddr>,
     status: u16,
     bytes: u64,
     elapsed: Duration,
@@ -1023,15 +1023,30 @@ fn log_request(
     if !log::log_enabled!(log::Level::Info) {
         return;
     }
-    let from = if cfg.log_from {
-        format!(" from={}", peer.ip())
-    } else {
-        String::new()
-    };
-    let ua = if cfg.log_user_agent {
-        format!(" ua={}", head.header_str("User-Agent").unwrap_or("-"))
-    } else {
-        String::new()
+    // Optional fields are formatted in place (no allocation per request).
+    struct Opt<'a>(&'a str, Option<&'a dyn std::fmt::Display>);
+    impl std::fmt::Display for Opt<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self.1 {
+                Some(v) => write!(f, " {}={v}", self.0),
+                None => Ok(()),
+            }
+        }
+    }
+    let ip = peer.ip();
+    let from = Opt(
+        "from",
+        cfg.log_from.then_some(&ip as &dyn std::fmt::Display),
+    );
+    let agent = head.header_str("User-Agent").unwrap_or("-");
+    let ua = Opt(
+        "ua",
+        cfg.log_user_agent
+            .then_some(&agent as &dyn std::fmt::Display),
+    );
+    let target: &dyn std::fmt::Display = match &target {
+        Some(addr) => addr,
+        None => &"-",
     };
     // Integer arithmetic: formatting a float costs more than the rest of the line.
     let tenths_ms = elapsed.as_micros() / 100;

@@ -475,16 +475,13 @@ impl<S: Socket> Session<S> {
         }
         let elapsed = now.saturating_duration_since(ex.started);
         let route = &ex.router.table().routes()[ex.route_idx];
-        let target = ex
-            .current
-            .map(|i| ex.candidates[i].addr.to_string())
-            .unwrap_or_else(|| "-".into());
+        let target = ex.current.map(|i| ex.candidates[i].addr);
         log_request(
             env.cfg,
             &ex.head,
             self.peer,
             &route.id,
-            &target,
+            target,
             ex.status,
             ex.resp_bytes,
             elapsed,
