@@ -155,8 +155,11 @@ pub fn make_grip_sig(iss: &str, key: &SigKey, exp_unix: u64) -> String {
 /// Tokens remembered per thread; a proxy signs with one key or a few (per-route keys).
 const SIG_CACHE_MAX: usize = 8;
 
+/// A remembered token: issuer, key, expiry, token.
+type CachedSig = (String, SigKey, u64, std::rc::Rc<str>);
+
 thread_local! {
-        static SIG_CACHE: std::cell::RefCell<Vec<(String, SigKey, u64, std::rc::Rc<str>)>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SIG_CACHE: std::cell::RefCell<Vec<CachedSig>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `make_grip_sig`, remembered per thread for the same issuer, key and expiry. `exp` moves once a second, so
