@@ -842,7 +842,13 @@ impl<S: Socket> Session<S> {
     ) {
         let keep = head.keep_alive() && body == BodyKind::None && !self.draining;
         write_text_response(self.client_out.vec(), code, text, !keep);
-        if keep {
+        self.next_request_or_close(keep, now);
+    }
+
+    /// A response is complete (or queued): read the next request on a kept-alive connection, or close it
+    /// gracefully (flush, half-close, drain).
+    fn next_request_or_close(&mut self, keep_alive: bool, now: Instant) {
+        if keep_alive {
             self.phase = Phase::ReadHead { started: None };
             self.last_activity = now;
         } else {

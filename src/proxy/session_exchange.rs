@@ -489,16 +489,7 @@ impl<S: Socket> Session<S> {
         // A request body the backend did not wait for is still on the wire: the connection can't be reused.
         let keep = ex.client_keep_alive && ex.req_done && !self.draining;
         self.backend = None;
-        if keep {
-            self.phase = Phase::ReadHead { started: None };
-            self.last_activity = now;
-        } else {
-            self.phase = Phase::Closing {
-                since: now,
-                shut: false,
-                discarded: 0,
-            };
-        }
+        self.next_request_or_close(keep, now);
         true
     }
 }

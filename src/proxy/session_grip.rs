@@ -289,17 +289,10 @@ impl<S: Socket> Session<S> {
                 if completed { "" } else { " (client gone)" }
             );
         }
-        if !completed {
-            self.phase = Phase::Closed;
-        } else if h.hold.keep_alive_conn() && !self.draining {
-            self.phase = Phase::ReadHead { started: None };
-            self.last_activity = now;
+        if completed {
+            self.next_request_or_close(h.hold.keep_alive_conn() && !self.draining, now);
         } else {
-            self.phase = Phase::Closing {
-                since: now,
-                shut: false,
-                discarded: 0,
-            };
+            self.phase = Phase::Closed;
         }
     }
 }

@@ -566,20 +566,7 @@ impl Worker {
             let channel = item.channel.as_str();
             let subs = &self.subs;
             for member in subs.members(channel) {
-                let Some(conn) = self.conns.get_mut(member.key) else {
-                    continue;
-                };
-                if conn.generation != member.generation {
-                    continue;
-                }
-                let ConnKind::Proxy(session) = &mut conn.kind else {
-                    continue;
-                };
-                let subscribed = |ch: &str| subs.is_subscribed(ch, member);
-                if session.deliver(item, channel, &subscribed) {
-                    delivered += 1;
-                    queue(&mut self.work, member.key, conn);
-                }
+                delivered += deliver_to(&mut self.conns, &mut self.work, subs, member, item) as u64;
             }
         }
         self.shared
@@ -597,21 +584,8 @@ impl Worker {
             let Some((member, item)) = t.waiting.pop_front() else {
                 break;
             };
-            let Some(conn) = self.conns.get_mut(member.key) else {
-                continue;
-            };
-            if conn.generation != member.generation {
-                continue;
-            }
-            let ConnKind::Proxy(session) = &mut conn.kind else {
-                continue;
-            };
-            let subs = &self.subs;
-            let subscribed = |ch: &str| subs.is_subscribed(ch, member);
-            if session.deliver(&item, &item.channel, &subscribed) {
-                delivered += 1;
-                queue(&mut self.work, member.key, conn);
-            }
+            delivered +=
+                deliver_to(&mut self.conns, &mut self.work, &self.subs, member, &item) as u64;
         }
         self.shared
             .stats
@@ -1114,6 +1088,32 @@ impl Worker {
         self.shared.conns.fetch_sub(1, Ordering::AcqRel);
         // Dropping the session closes its sockets, which also removes them from the poller.
     }
+}
+
+/// Hand one published item to one subscribed connection (if it still exists and its hold wants it), and
+/// queue the connection to write it. Returns whether it was delivered.
+fn deliver_to(
+    conns: &mut Slab<Conn>,
+    work: &mut VecDeque<usize>,
+    subs: &Subscriptions,
+    member: ConnRef,
+    item: &Arc<Item>,
+) -> bool {
+    let Some(conn) = conns.get_mut(member.key) else {
+        return false;
+    };
+    if conn.generation != member.generation {
+        return false; // an old reference to a slot that now holds another connection
+    }
+    let ConnKind::Proxy(session) = &mut conn.kind else {
+        return false;
+    };
+    let subscribed = |ch: &str| subs.is_subscribed(ch, member);
+    if !session.deliver(item, &item.channel, &subscribed) {
+        return false;
+    }
+    queue(work, member.key, conn);
+    true
 }
 
 /// Lock a mutex, recovering the data if a panicking thread poisoned it (no invariant here spans a panic).
