@@ -5,25 +5,11 @@ import http.server
 import json
 import os
 import socket
-import subprocess
-import tempfile
-import threading
 import time
 import urllib.request
 
 import pytest
-
-HOLDFAST = os.environ.get(
-    "HOLDFAST_BIN",
-    os.path.join(os.path.dirname(__file__), "..", "..", "target", "release", "holdfast"),
-)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from holdfast_stack import Stack
 
 class Backend(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -57,34 +43,13 @@ class Backend(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def stack():
-    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
-    http_port, control_port = free_port(), free_port()
-    work = tempfile.mkdtemp(prefix="holdfast-flows-")
-    conf = os.path.join(work, "pushpin.conf")
-    with open(conf, "w") as f:
-        f.write(
-            "[runner]\nhttp_port=127.0.0.1:%d\n[proxy]\nroutesfile=routes\n"
-            "[handler]\npush_in_http_port=%d\nid_cache_ttl=60\nmessage_wait=300\n"
-            "message_rate=50\nmessage_hwm=100000\n" % (http_port, control_port)
-        )
-    with open(os.path.join(work, "routes"), "w") as f:
-        f.write("* 127.0.0.1:%d\n" % backend.server_address[1])
-    log = open(os.path.join(work, "holdfast.log"), "wb")
-    proc = subprocess.Popen([HOLDFAST, "--config", conf, "--workers", "1"], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", control_port), timeout=0.2).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "holdfast did not start"
-            time.sleep(0.05)
-    yield http_port, control_port
-    proc.terminate()
-    proc.wait(timeout=10)
-    backend.shutdown()
-    log.close()
+    st = Stack(
+        Backend,
+        handler_ini="id_cache_ttl=60\nmessage_wait=300\nmessage_rate=50\nmessage_hwm=100000",
+        args=("--workers", "1"),
+    )
+    yield st.http_port, st.control_port
+    st.close()
 
 
 def publish(control_port, *items):

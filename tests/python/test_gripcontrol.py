@@ -2,27 +2,14 @@
 validates holdfast's Grip-Sig, and publishes through holdfast's control API."""
 
 import http.server
-import os
 import socket
-import subprocess
-import tempfile
-import threading
 import time
 
 import gripcontrol
 import pytest
+from holdfast_stack import Stack
 
-HOLDFAST = os.environ.get(
-    "HOLDFAST_BIN",
-    os.path.join(os.path.dirname(__file__), "..", "..", "target", "release", "holdfast"),
-)
 KEY = "gripcontrol-test-secret-of-32-bytes!"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Backend(http.server.BaseHTTPRequestHandler):
@@ -53,35 +40,10 @@ class Backend(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def stack():
-    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
-    http_port, control_port = free_port(), free_port()
-    work = tempfile.mkdtemp(prefix="holdfast-gripcontrol-")
-    conf = os.path.join(work, "pushpin.conf")
-    with open(conf, "w") as f:
-        f.write(
-            "[runner]\nhttp_port=127.0.0.1:%d\n[proxy]\nroutesfile=routes\nsig_iss=pushpin\nsig_key=%s\n"
-            "[handler]\npush_in_http_addr=127.0.0.1\npush_in_http_port=%d\n" % (http_port, KEY, control_port)
-        )
-    with open(os.path.join(work, "routes"), "w") as f:
-        f.write("* 127.0.0.1:%d\n" % backend.server_address[1])
-    log = open(os.path.join(work, "holdfast.log"), "wb")
-    proc = subprocess.Popen([HOLDFAST, "--config", conf], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", control_port), timeout=0.2).close()
-            socket.create_connection(("127.0.0.1", http_port), timeout=0.2).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "holdfast did not start"
-            time.sleep(0.05)
-    pub = gripcontrol.GripPubControl({"control_uri": "http://127.0.0.1:%d" % control_port})
-    yield http_port, pub
-    proc.terminate()
-    proc.wait(timeout=10)
-    backend.shutdown()
-    log.close()
+    st = Stack(Backend, proxy_ini="sig_iss=pushpin\nsig_key=%s" % KEY)
+    pub = gripcontrol.GripPubControl({"control_uri": "http://127.0.0.1:%d" % st.control_port})
+    yield st.http_port, pub
+    st.close()
 
 
 def read_until(sock, marker, timeout=5.0):
