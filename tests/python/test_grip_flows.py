@@ -3,7 +3,6 @@ id de-duplication, and message_rate throttling."""
 
 import http.server
 import json
-import os
 import socket
 import time
 import urllib.request
