@@ -236,6 +236,10 @@ impl OutBuf {
         }
     }
 
+    pub fn capacity(&self) -> usize {
+        self.data.capacity()
+    }
+
     /// Give back all memory once drained (held connections keep none while they wait).
     pub fn release(&mut self) {
         if self.is_empty() && self.data.capacity() > 0 {

@@ -195,22 +195,24 @@ fn push_code(out: &mut Vec<u8>, code: u16) {
 /// Header fields being rewritten: borrowed from the parsed head where unchanged, so forwarding a request or
 /// response copies each byte once (into the output) instead of cloning every name and value first. `set`
 /// and `remove` behave as `http1::set_header` / `remove_headers`.
+/// Fields a typical head has plus the ones the rewriter adds.
+const HEADER_LIST_RESERVE: usize = 24;
+
 struct HeaderList<'a> {
     fields: Vec<(Cow<'a, str>, Cow<'a, [u8]>)>,
 }
 
 impl<'a> HeaderList<'a> {
     fn borrowed(headers: impl Iterator<Item = &'a Header>) -> HeaderList<'a> {
-        HeaderList {
-            fields: headers
-                .map(|h| {
-                    (
-                        Cow::Borrowed(h.name.as_str()),
-                        Cow::Borrowed(h.value.as_slice()),
-                    )
-                })
-                .collect(),
-        }
+        // Room for the fields the rewriter adds, so the list is allocated once.
+        let mut fields = Vec::with_capacity(HEADER_LIST_RESERVE);
+        fields.extend(headers.map(|h| {
+            (
+                Cow::Borrowed(h.name.as_str()),
+                Cow::Borrowed(h.value.as_slice()),
+            )
+        }));
+        HeaderList { fields }
     }
 
     fn contains(&self, name: &str) -> bool {

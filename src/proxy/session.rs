@@ -51,6 +51,8 @@ use crate::routes::{RouteQuery, TargetKind};
 /// A guard against our own bugs: state changes without a single byte moving can't go on this long. Tripping
 /// it logs the state and closes the connection.
 const STEPS_MAX: usize = 4096;
+/// Largest backend write buffer kept for reuse between exchanges.
+const SPARE_BUFFER_MAX: usize = 4096;
 /// Passes through the I/O loop per `process` call before yielding to other connections (fairness); a busy
 /// session asks to be called again with `Want::again`.
 const PASSES_PER_CALL_MAX: usize = 64;
@@ -227,6 +229,8 @@ pub struct Session<S: Socket> {
     now: Instant,
     subscribe: Vec<String>,
     unsubscribe: Vec<String>,
+    /// An empty backend write buffer kept between exchanges on this connection.
+    spare_backend_out: OutBuf,
 }
 
 /// Why an exchange failed before a response could be relayed.
@@ -264,6 +268,7 @@ impl<S: Socket> Session<S> {
             now,
             subscribe: Vec::new(),
             unsubscribe: Vec::new(),
+            spare_backend_out: OutBuf::new(),
         }
     }
 
@@ -322,7 +327,8 @@ impl<S: Socket> Session<S> {
             connected: reused,
             reused,
             input: InBuf::new(BODY_BUF_SIZE),
-            output: OutBuf::new(),
+            // The previous exchange's buffer, kept so each request doesn't regrow a fresh one.
+            output: std::mem::take(&mut self.spare_backend_out),
             eof: false,
         });
         if let Phase::Exchange(ex) = &mut self.phase {
@@ -341,7 +347,14 @@ impl<S: Socket> Session<S> {
     /// Take the idle backend connection after `Want::release_backend`.
     pub fn take_backend(&mut self) -> Option<(S, SocketAddr)> {
         self.release_backend = false;
-        self.backend.take().map(|b| (b.ep.sock, b.addr))
+        self.backend.take().map(|mut b| {
+            b.output.clear();
+            // Small buffers only: an idle connection must not keep a big upload's buffer.
+            if b.output.capacity() <= SPARE_BUFFER_MAX {
+                self.spare_backend_out = b.output;
+            }
+            (b.ep.sock, b.addr)
+        })
     }
 
     /// Advance as far as the buffered bytes, readiness and time allow.
