@@ -17,3 +17,5 @@ pub mod publish_cli;
 pub mod reactor;
 pub mod routes;
 pub mod server;
+#[cfg(test)]
+mod test_rng;

@@ -591,22 +591,7 @@ fn debian_internal_conf_keys_are_known() {
 }
 
 /// xorshift64: deterministic, dependency-free pseudo-random numbers.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::test_rng::XorShift64 as Rng;
 
 const PIECES: &[&str] = &[
     "[",

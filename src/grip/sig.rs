@@ -397,13 +397,8 @@ mod tests {
         let k = key("k");
         let good = make_grip_sig("iss", &k, NOW + 60);
         let alphabet: Vec<char> = "AZaz09-_.=+/é\u{0} ".chars().collect();
-        let mut x: u64 = 0x0dd_b1a5_e5ba_d5ee;
-        let mut step = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::test_rng::XorShift64(0x0dd_b1a5_e5ba_d5ee);
+        let mut step = || rng.next();
         for n in 0..4000 {
             let token: String = if n % 2 == 0 {
                 let len = (step() % 80) as usize;

@@ -373,20 +373,11 @@ mod tests {
     }
 
     /// xorshift64 for the no-panic loops.
-    struct Rng(u64);
+    use crate::test_rng::XorShift64 as Rng;
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn pick<'a>(&mut self, from: &[&'a [u8]]) -> &'a [u8] {
-            let i = (self.next() % from.len() as u64) as usize;
-            from.get(i).copied().unwrap_or_default()
-        }
+    fn pick<'a>(rng: &mut Rng, from: &[&'a [u8]]) -> &'a [u8] {
+        let i = (rng.next() % from.len() as u64) as usize;
+        from.get(i).copied().unwrap_or_default()
     }
 
     const KEYS: &[&str] = &[
@@ -497,7 +488,7 @@ mod tests {
                                 wrapped.push(if n < 2 { b'}' } else { b']' });
                                 out = wrapped;
                             }
-                            _ => out.extend_from_slice(rng.pick(TNET_PARTS)),
+                            _ => out.extend_from_slice(pick(&mut rng, TNET_PARTS)),
                         }
                     }),
                 }

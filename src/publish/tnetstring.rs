@@ -277,22 +277,15 @@ mod tests {
     }
 
     /// xorshift64*: deterministic pseudo-random input without a dependency.
-    struct Rng(u64);
+    use crate::test_rng::XorShift64Star as Rng;
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.0 = x;
-            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
+    /// Random tnetstring values for round-trip properties.
+    trait Gen {
+        fn bytes(&mut self, max: u64) -> Vec<u8>;
+        fn value(&mut self, depth: usize) -> Value;
+    }
 
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
+    impl Gen for Rng {
         fn bytes(&mut self, max: u64) -> Vec<u8> {
             let len = self.below(max + 1);
             (0..len).map(|_| self.next() as u8).collect()

@@ -794,20 +794,14 @@ mod tests {
     }
 
     /// xorshift64*: deterministic, and good enough to shuffle operations.
-    struct Rng(u64);
+    use crate::test_rng::XorShift64Star as Rng;
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
+    /// Deadlines are signed offsets from the origin.
+    trait SignedBelow {
+        fn signed_below(&mut self, n: u64) -> i64;
+    }
 
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-
+    impl SignedBelow for Rng {
         fn signed_below(&mut self, n: u64) -> i64 {
             self.below(n) as i64
         }

@@ -634,22 +634,7 @@ b.com zhttpreq/ipc://w zhttp/tcp://127.0.0.1:9000,ipc_file_mode=600 test
     }
 
     /// xorshift64: deterministic pseudo-random input without a dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::test_rng::XorShift64 as Rng;
 
     const PIECES: &[&str] = &[
         " ",
