@@ -34,6 +34,7 @@ PUSHPIN_BIN=${PUSHPIN_BIN:-pushpin}
 LOAD_THREADS=1
 BACKEND_THREADS=1
 READY_TIMEOUT_S=30
+READY_PATH=/x
 STOP_GRACE_S=8
 
 while [ $# -gt 0 ]; do
@@ -74,41 +75,12 @@ PROXY_PID=""
 LOAD_PID=""
 KEEP_WORK=${BENCH_KEEP:-0}
 
-# --- processes -----------------------------------------------------------------------------
+# --- processes, ports, probes, config (shared with the other benchmark script) ----------------
 
-# Kernel start time of a pid, empty when it is gone or a zombie; guards every kill against pid reuse.
-start_time() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    stat=${stat##*) }
-    # shellcheck disable=SC2086
-    set -- $stat
-    [ "$1" = Z ] && return 0
-    printf '%s\n' "${20}"
-}
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
-# One line for the process tree under a root: "<ticks> <pid>:<start> ...", where ticks sums
-# utime+stime of every live member plus cutime+cstime (members already reaped by their parent).
-tree_sample() {
-    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v root="$1" '
-        {
-            pid = $1; rest = $0
-            sub(/^.*\) /, "", rest)      # comm may hold spaces and parens; the last ") " ends it
-            split(rest, f, " ")
-            ppid[pid] = f[2]; ticks[pid] = f[12] + f[13] + f[14] + f[15]; started[pid] = f[20]
-        }
-        END {
-            if (!(root in ppid)) { print "0"; exit }
-            member[root] = 1
-            for (grew = 1; grew; ) {
-                grew = 0
-                for (p in ppid) if (!(p in member) && (ppid[p] in member)) { member[p] = 1; grew = 1 }
-            }
-            total = 0; list = ""
-            for (p in member) { total += ticks[p]; list = list " " p ":" started[p] }
-            print total list
-        }'
-}
+
 
 # Sum of VmHWM (peak resident set, kB) over the members named in a tree_sample line.
 tree_peak_kb() {
@@ -122,32 +94,6 @@ tree_peak_kb() {
     echo "$total"
 }
 
-# Stops a process started by this script and every descendant it had, each checked by start time.
-stop_tree() {
-    local root=$1 members member pid started i
-    [ -n "$root" ] || return 0
-    members=$(tree_sample "$root" | cut -s -d' ' -f2-)
-    kill -TERM "$root" 2>/dev/null || true
-    for ((i = 0; i < STOP_GRACE_S * 10; i++)); do
-        kill -0 "$root" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$root" 2>/dev/null || true
-    wait "$root" 2>/dev/null || true
-    for ((i = 0; i < 30; i++)); do
-        local alive=0
-        for member in $members; do
-            pid=${member%%:*} started=${member#*:}
-            [ "$(start_time "$pid")" = "$started" ] && alive=1
-        done
-        [ $alive = 0 ] && break
-        sleep 0.1
-    done
-    for member in $members; do
-        pid=${member%%:*} started=${member#*:}
-        if [ "$(start_time "$pid")" = "$started" ]; then kill -KILL "$pid" 2>/dev/null || true; fi
-    done
-}
 
 cleanup() {
     local rc=$?
@@ -166,55 +112,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# --- ports and probes ----------------------------------------------------------------------
-
-# Sets FREE_PORT to a loopback port no socket uses and this script has not handed out yet, below
-# the ephemeral range so outgoing connections cannot take it. (Not called in $(...): the list of
-# ports handed out must survive.)
-CHOSEN_PORTS=" "
-FREE_PORT=""
-free_port() {
-    local low=10000 high try p hex
-    read -r high _ </proc/sys/net/ipv4/ip_local_port_range || high=32768
-    [ "$high" -gt $((low + 1000)) ] || { low=20000; high=30000; }
-    for ((try = 0; try < 500; try++)); do
-        p=$((low + (RANDOM * 32768 + RANDOM) % (high - low)))
-        case "$CHOSEN_PORTS" in *" $p "*) continue ;; esac
-        hex=$(printf ':%04X ' "$p")
-        if ! grep -qF "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-            CHOSEN_PORTS="$CHOSEN_PORTS$p "
-            FREE_PORT=$p
-            return 0
-        fi
-    done
-    die "no free port found"
-}
-
-# Status code of GET <path> on 127.0.0.1:<port>, empty on failure.
-http_status() {
-    # shellcheck disable=SC2016  # the inner shell expands $1 and $2, not this one
-    timeout 3 bash -c '
-        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-        printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nConnection: close\r\n\r\n" "$2" "$1" >&3
-        read -r _ code _ <&3 || exit 1
-        printf "%s\n" "$code"' _ "$1" "$2" 2>/dev/null || true
-}
-
-# Waits until GET /x through <port> answers 200 while <pid> lives.
-wait_ready() {
-    local port=$1 pid=$2 name=$3 log_file=$4 deadline=$((SECONDS + READY_TIMEOUT_S))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 40 "$log_file" >&2 || true
-            die "$name exited during startup"
-        fi
-        [ "$(http_status "$port" /x)" = 200 ] && return 0
-        sleep 0.1
-    done
-    tail -n 40 "$log_file" >&2 || true
-    die "$name did not answer GET /x with 200 within ${READY_TIMEOUT_S}s"
-}
-
 now_ns() { date +%s%N; }
 sleep_until_ns() {
     local left=$(($1 - $(now_ns)))
@@ -223,45 +120,6 @@ sleep_until_ns() {
 
 # --- config --------------------------------------------------------------------------------
 
-# Writes pushpin.conf and routes into <dir> for a proxy listening on <http_port>. With kind
-# "pushpin" it adds what Debian's runner needs: its own rundir/logdir, the services to start
-# (zurl included: internal.conf expects a system zurl otherwise), and private zurl sockets.
-write_config() {
-    local kind=$1 dir=$2 http_port=$3
-    local control push sub command stats
-    free_port; control=$FREE_PORT
-    free_port; push=$FREE_PORT
-    free_port; sub=$FREE_PORT
-    free_port; command=$FREE_PORT
-    free_port; stats=$FREE_PORT
-    mkdir -p "$dir"
-    printf '* 127.0.0.1:%s\n' "$BACKEND_PORT" >"$dir/routes"
-    {
-        if [ "$kind" = pushpin ]; then
-            mkdir -p "$dir/run" "$dir/log"
-            printf '[global]\ninclude={libdir}/internal.conf\nrundir=%s\nipc_prefix=pushpin-\n' "$dir/run"
-            printf 'port_offset=0\nstats_connection_ttl=120\n\n'
-        fi
-        printf '[runner]\nhttp_port=127.0.0.1:%s\nclient_buffer_size=8192\nclient_maxconn=50000\nlog_level=%s\n' "$http_port" "$LOG_LEVEL"
-        if [ "$kind" = pushpin ]; then
-            printf 'services=condure,zurl,pushpin-proxy,pushpin-handler\nlogdir=%s\n' "$dir/log"
-            printf 'condure_bin=condure\nzurl_bin=zurl\nmongrel2_bin=mongrel2\nm2sh_bin=m2sh\n'
-        fi
-        printf '\n[proxy]\nroutesfile=routes\ndebug=false\nauto_cross_origin=false\n'
-        printf 'sig_iss=pushpin\nsig_key=bench-secret\n'
-        if [ "$kind" = pushpin ]; then
-            printf 'zurl_out_specs=ipc://{rundir}/{ipc_prefix}zurl-in\n'
-            printf 'zurl_out_stream_specs=ipc://{rundir}/{ipc_prefix}zurl-in-stream\n'
-            printf 'zurl_in_specs=ipc://{rundir}/{ipc_prefix}zurl-out\nupdates_check=off\n'
-        fi
-        printf '\n[handler]\npush_in_spec=tcp://127.0.0.1:%s\npush_in_sub_specs=tcp://127.0.0.1:%s\n' "$push" "$sub"
-        printf 'push_in_sub_connect=false\npush_in_http_addr=127.0.0.1\npush_in_http_port=%s\n' "$control"
-        printf 'command_spec=tcp://127.0.0.1:%s\nstats_spec=tcp://127.0.0.1:%s\n' "$command" "$stats"
-        printf 'message_rate=1000000\nmessage_hwm=1000000\nmessage_wait=5000\nid_cache_ttl=60\n'
-        printf 'connection_subscription_max=20\nsubscription_linger=60\nstats_subscription_ttl=60\n'
-        printf 'stats_report_interval=10\nstats_format=tnetstring\n'
-    } >"$dir/pushpin.conf"
-}
 
 # --- measuring -----------------------------------------------------------------------------
 
@@ -312,9 +170,13 @@ measure() {
 
 start_proxy() {
     local kind=$1 dir="$WORK/$1" port
+    local control
     free_port
     port=$FREE_PORT
-    write_config "$kind" "$dir" "$port"
+    free_port
+    control=$FREE_PORT
+    # Rates raised so Pushpin's default 2,500/s cap plays no part in a plain proxying benchmark.
+    write_config "$kind" "$dir" "$port" "$control" "$BACKEND_PORT" 1000000 1000000
     if [ "$kind" = pushpin ]; then
         (cd "$dir" && exec "$PUSHPIN_BIN" --config="$dir/pushpin.conf" --merge-output) \
             >"$dir/proxy.log" 2>&1 </dev/null &
@@ -372,25 +234,6 @@ fi
 
 # --- report --------------------------------------------------------------------------------
 
-git_commit() {
-    # Read the repository's files rather than run git: the report only needs the commit id.
-    local gitdir="$MAIN/.git" head ref
-    if [ -f "$gitdir" ]; then gitdir=$(sed -n 's/^gitdir: //p' "$gitdir"); fi
-    head=$(cat "$gitdir/HEAD" 2>/dev/null) || { echo unknown; return; }
-    case "$head" in
-        "ref: "*)
-            ref=${head#ref: }
-            if [ -f "$gitdir/$ref" ]; then
-                cut -c1-12 "$gitdir/$ref"
-            elif grep -q " $ref\$" "$gitdir/packed-refs" 2>/dev/null; then
-                grep " $ref\$" "$gitdir/packed-refs" | cut -c1-12
-            else
-                echo "none (no commit on ${ref#refs/heads/} yet)"
-            fi
-            ;;
-        *) echo "${head:0:12}" ;;
-    esac
-}
 
 # ratio A B FORMAT [SCALE]: A / B * SCALE, or n/a when either is missing.
 ratio() {
