@@ -110,10 +110,10 @@ pub fn parse(buf: &[u8], limits: &ControlLimits, continued: bool) -> Parsed {
         }
         return Parsed::Incomplete;
     }
-    let path = head.target.clone();
+    let mut head = head;
     Parsed::Request(ControlRequest {
-        method: head.method,
-        path,
+        method: std::mem::take(&mut head.method),
+        path: std::mem::take(&mut head.target),
         body: body.to_vec(),
         format,
     })

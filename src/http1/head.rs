@@ -290,13 +290,70 @@ fn version_from_minor(minor: u8) -> Result<Version, HeadError> {
 }
 
 fn own_headers(parsed: &[httparse::Header<'_>]) -> Vec<Header> {
-    parsed
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_string(),
-            value: h.value.to_vec(),
-        })
-        .collect()
+    let mut out = recycled_headers();
+    // Reuse the recycled fields' storage: on a keep-alive connection the next head has much the same
+    // fields, so a parse usually allocates nothing for them.
+    let reused = out.len().min(parsed.len());
+    for (slot, h) in out.iter_mut().zip(parsed) {
+        slot.name.clear();
+        slot.name.push_str(h.name);
+        slot.value.clear();
+        slot.value.extend_from_slice(h.value);
+    }
+    out.truncate(reused);
+    out.extend(parsed.iter().skip(reused).map(|h| Header {
+        name: h.name.to_string(),
+        value: h.value.to_vec(),
+    }));
+    out
+}
+
+/// Header lists kept per thread for reuse by the next parsed head, and the bounds that keep the
+/// pool from holding much memory: a handful of lists of ordinary-sized fields.
+const RECYCLE_LISTS_MAX: usize = 64;
+const RECYCLE_FIELDS_MAX: usize = 32;
+const RECYCLE_FIELD_BYTES_MAX: usize = 256;
+
+thread_local! {
+    static HEADER_LISTS: std::cell::RefCell<Vec<Vec<Header>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn recycled_headers() -> Vec<Header> {
+    HEADER_LISTS
+        .try_with(|lists| lists.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Gives a dropped head's field storage back to this thread's pool, unless it is unusually large.
+fn recycle_headers(mut headers: Vec<Header>) {
+    if headers.capacity() == 0 || headers.capacity() > RECYCLE_FIELDS_MAX {
+        return;
+    }
+    headers.retain(|h| {
+        h.name.capacity() <= RECYCLE_FIELD_BYTES_MAX
+            && h.value.capacity() <= RECYCLE_FIELD_BYTES_MAX
+    });
+    let _ = HEADER_LISTS.try_with(|lists| {
+        if let Ok(mut lists) = lists.try_borrow_mut() {
+            if lists.len() < RECYCLE_LISTS_MAX {
+                lists.push(headers);
+            }
+        }
+    });
+}
+
+impl Drop for RequestHead {
+    fn drop(&mut self) {
+        recycle_headers(std::mem::take(&mut self.headers));
+    }
+}
+
+impl Drop for ResponseHead {
+    fn drop(&mut self) {
+        recycle_headers(std::mem::take(&mut self.headers));
+    }
 }
 
 /// The start line after any leading empty lines, up to (not including) its line ending.
@@ -365,6 +422,23 @@ fn looks_like_other_version(token: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn recycled_field_storage_never_leaks_into_the_next_head() {
+        let limits = HeadLimits::default();
+        let first = b"GET /a HTTP/1.1\r\nHost: first.example\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaa\r\nX-Third: 3\r\n\r\n";
+        let second = b"POST /b HTTP/1.1\r\nH: 2\r\n\r\n";
+        for _ in 0..3 {
+            let (head, _) = parse_request_head(first, &limits).unwrap().unwrap();
+            assert_eq!(head.headers.len(), 3);
+            drop(head);
+            let (head, _) = parse_request_head(second, &limits).unwrap().unwrap();
+            assert_eq!(head.headers, vec![Header::new("H", b"2")]);
+            let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+            let (r, _) = parse_response_head(resp, &limits).unwrap().unwrap();
+            assert_eq!(r.headers, vec![Header::new("Content-Length", b"0")]);
+        }
+    }
     use super::*;
 
     type ReqResult = Result<Option<(RequestHead, usize)>, HeadError>;
@@ -790,7 +864,7 @@ mod tests {
         ];
         for (input, want) in cases {
             let got = parse_response_head(input, &HeadLimits::default())
-                .map(|o| o.map(|(h, n)| (h.version, h.code, h.reason, h.headers.len(), n)));
+                .map(|o| o.map(|(h, n)| (h.version, h.code, h.reason.clone(), h.headers.len(), n)));
             let want = want
                 .clone()
                 .map(|o| o.map(|(v, c, r, hl, n)| (v, c, r.to_string(), hl, n)));
