@@ -292,21 +292,32 @@ fn version_from_minor(minor: u8) -> Result<Version, HeadError> {
 fn own_headers(parsed: &[httparse::Header<'_>]) -> Vec<Header> {
     let mut out = recycled_headers();
     // Reuse the recycled fields' storage: on a keep-alive connection the next head has much the same
-    // fields, so a parse usually allocates nothing for them.
+    // fields, so a parse usually allocates nothing for them. Fields get a little room to spare so a
+    // recycled field rarely has to grow for the next head's different value.
     let reused = out.len().min(parsed.len());
     for (slot, h) in out.iter_mut().zip(parsed) {
         slot.name.clear();
+        slot.name.reserve(h.name.len().max(FIELD_NAME_ROOM));
         slot.name.push_str(h.name);
         slot.value.clear();
+        slot.value.reserve(h.value.len().max(FIELD_VALUE_ROOM));
         slot.value.extend_from_slice(h.value);
     }
     out.truncate(reused);
-    out.extend(parsed.iter().skip(reused).map(|h| Header {
-        name: h.name.to_string(),
-        value: h.value.to_vec(),
+    out.reserve(parsed.len() - reused);
+    out.extend(parsed.iter().skip(reused).map(|h| {
+        let mut name = String::with_capacity(h.name.len().max(FIELD_NAME_ROOM));
+        name.push_str(h.name);
+        let mut value = Vec::with_capacity(h.value.len().max(FIELD_VALUE_ROOM));
+        value.extend_from_slice(h.value);
+        Header { name, value }
     }));
     out
 }
+
+/// Minimum storage of a parsed field's name and value (most fit).
+const FIELD_NAME_ROOM: usize = 24;
+const FIELD_VALUE_ROOM: usize = 48;
 
 /// Header lists kept per thread for reuse by the next parsed head, and the bounds that keep the
 /// pool from holding much memory: a handful of lists of ordinary-sized fields.

@@ -1069,7 +1069,7 @@ fn log_request(
     };
     // Integer arithmetic: formatting a float costs more than the rest of the line.
     let tenths_ms = elapsed.as_micros() / 100;
-    log::info!(
+    crate::logging::info_line(format_args!(
         "{} {} -> {} route={}{} code={} {} {}.{}ms{}",
         head.method,
         head.target,
@@ -1081,7 +1081,7 @@ fn log_request(
         tenths_ms / 10,
         tenths_ms % 10,
         ua
-    );
+    ));
 }
 
 #[cfg(test)]
