@@ -435,3 +435,28 @@ fn malformed_backend_responses_give_502_and_the_proxy_survives() {
     }
     assert_eq!(get(hf.port, "/ok").text(), "fine");
 }
+
+#[test]
+fn each_proxied_request_writes_one_access_line_with_route_target_status_and_bytes() {
+    let api = Backend::named("api");
+    let hf = Holdfast::start(&[&format!("*,id=main {}", api.target())], "");
+    assert_eq!(get_host(&hf, "/logged?a=1", "x.test"), (200, "api".into()));
+    assert_eq!(get_host(&hf, "/logged?a=1", "x.test"), (200, "api".into()));
+    let line = format!("GET /logged?a=1 -> {} route=main code=200 ", api.target());
+    assert!(
+        hf.wait_log(&line, Duration::from_secs(5)),
+        "no access line like {line:?} in:\n{}",
+        hf.log()
+    );
+    let log = hf.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&line)).collect();
+    assert_eq!(lines.len(), 2, "one line per request:\n{log}");
+    for l in lines {
+        assert!(l.starts_with("[INFO] 20"), "level and timestamp first: {l}");
+        // Then the bytes sent to the client (head and body) and the duration.
+        let rest = l.split(&line).nth(1).unwrap_or("");
+        let (bytes, duration) = rest.split_once(' ').unwrap_or(("", ""));
+        assert!(bytes.parse::<u64>().is_ok_and(|b| b > 3), "bytes: {l}");
+        assert!(duration.ends_with("ms"), "duration last: {l}");
+    }
+}
