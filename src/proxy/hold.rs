@@ -39,6 +39,18 @@ pub struct HeldChannel {
     pub filters: Vec<String>,
     /// Implicit `sub=` channels are not affected by instructions.
     pub implicit: bool,
+    /// A message for this channel was sent since the last next-link refresh check.
+    pub active: bool,
+}
+
+/// What a stream hold hands on when its response continues with a next link.
+pub struct StreamParts {
+    /// The client body framing, mid-response.
+    pub encoder: BodyEncoder,
+    pub keep_alive_conn: bool,
+    pub code: u16,
+    /// `Grip-Last` entries for the next-link request.
+    pub grip_last: Vec<(String, String)>,
 }
 
 /// What happened when the hold was given time or bytes.
@@ -48,7 +60,8 @@ pub enum Outcome {
     Held,
     /// The response is complete (a published response, the timeout response, or a closed stream).
     Finished,
-    /// A published hint asks for the original request to be made again (response holds).
+    /// A published hint asks for the original request to be made again (response holds), or for the
+    /// next link to be fetched (stream holds).
     Retry,
 }
 
@@ -92,6 +105,54 @@ impl Hold {
         now: Instant,
         out: &mut OutBuf,
     ) -> Option<Hold> {
+        Hold::begin(
+            instruct,
+            prefix,
+            implicit,
+            client_version,
+            keep_alive_conn,
+            None,
+            now,
+            out,
+        )
+    }
+
+    /// Continue a client response that is already streaming (a next link answered with a stream hold):
+    /// no head is written; the instruction's body goes out through the response's own framing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resume(
+        instruct: Instruct,
+        prefix: &str,
+        implicit: &[String],
+        client_version: Version,
+        keep_alive_conn: bool,
+        encoder: BodyEncoder,
+        now: Instant,
+        out: &mut OutBuf,
+    ) -> Option<Hold> {
+        Hold::begin(
+            instruct,
+            prefix,
+            implicit,
+            client_version,
+            keep_alive_conn,
+            Some(encoder),
+            now,
+            out,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn begin(
+        instruct: Instruct,
+        prefix: &str,
+        implicit: &[String],
+        client_version: Version,
+        keep_alive_conn: bool,
+        continued: Option<BodyEncoder>,
+        now: Instant,
+        out: &mut OutBuf,
+    ) -> Option<Hold> {
         let hold = instruct.hold?;
         let mut channels: Vec<HeldChannel> = hold
             .channels
@@ -102,6 +163,7 @@ impl Hold {
                 last_id: c.prev_id,
                 filters: c.filters,
                 implicit: false,
+                active: false,
             })
             .collect();
         for sub in implicit {
@@ -112,6 +174,7 @@ impl Hold {
                     last_id: None,
                     filters: Vec::new(),
                     implicit: true,
+                    active: false,
                 });
             }
         }
@@ -138,6 +201,16 @@ impl Hold {
         match hold.mode {
             HoldMode::Response => {
                 h.timeout_at = Some(now + Duration::from_secs(hold.timeout_secs));
+            }
+            HoldMode::Stream if continued.is_some() => {
+                let mut enc = continued?;
+                let body = std::mem::take(&mut h.body);
+                let _ = enc.encode(&body, out.vec());
+                h.encoder = Some(enc);
+                if let Some(ka) = hold.keep_alive {
+                    h.keep_alive_at = Some(now + Duration::from_secs(ka.timeout_secs));
+                    h.keep_alive = Some(ka);
+                }
             }
             HoldMode::Stream => {
                 let framing = match client_version {
@@ -186,6 +259,34 @@ impl Hold {
                     .map(|id| (c.backend_name.clone(), id.clone()))
             })
             .collect()
+    }
+
+    /// End a stream hold so its response can continue elsewhere (a next-link fetch). Queued messages are
+    /// dropped: the next link's response is expected to cover them (it is asked with `Grip-Last`).
+    pub fn into_stream_parts(mut self) -> Option<StreamParts> {
+        if self.mode != HoldMode::Stream || self.finished {
+            return None;
+        }
+        let grip_last = self.grip_last();
+        Some(StreamParts {
+            encoder: self.encoder.take()?,
+            keep_alive_conn: self.keep_alive_conn,
+            code: self.code,
+            grip_last,
+        })
+    }
+
+    /// Whether every channel had a message since the last call; clears the marks (next-link refresh).
+    pub fn take_all_active(&mut self) -> bool {
+        let all = self.channels.iter().all(|c| c.active);
+        for c in &mut self.channels {
+            c.active = false;
+        }
+        all
+    }
+
+    pub fn client_version(&self) -> Version {
+        self.client_version
     }
 
     /// Whether the connection may carry another request once this hold finishes.
@@ -321,6 +422,7 @@ impl Hold {
             if let Some(id) = &d.item.id {
                 self.channels[d.channel].last_id = Some(id.clone());
             }
+            self.channels[d.channel].active = true;
         }
         if self.finished {
             Outcome::Finished
@@ -393,7 +495,9 @@ impl Hold {
                 }
             }
             Action::Close => self.end_stream(out),
-            Action::Hint | Action::Refresh => {}
+            // A hint on a stream asks for the next link (the session ignores it without one).
+            Action::Hint => self.retry = true,
+            Action::Refresh => {}
         }
     }
 
@@ -589,6 +693,65 @@ mod tests {
         }
         assert_eq!(h.pump(&mut out), Outcome::Finished);
         assert_eq!(text(&out), "4\r\none\n\r\n0\r\n\r\n");
+    }
+
+    #[test]
+    fn a_stream_handed_to_a_next_link_continues_in_the_same_framing() {
+        let now = Instant::now();
+        let mut out = OutBuf::new();
+        let inst = instruct(
+            &[("Grip-Hold", "stream"), ("Grip-Channel", "a; prev-id=5")],
+            "first\n",
+        );
+        let h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        let parts = h.into_stream_parts().expect("a live stream has parts");
+        assert_eq!(parts.grip_last, vec![("a".to_string(), "5".to_string())]);
+        out.clear();
+        let next = instruct(
+            &[("Grip-Hold", "stream"), ("Grip-Channel", "b")],
+            "second\n",
+        );
+        let mut h = Hold::resume(
+            next,
+            "",
+            &[],
+            Version::Http11,
+            parts.keep_alive_conn,
+            parts.encoder,
+            now,
+            &mut out,
+        )
+        .unwrap();
+        // No second head: only the body, as one more chunk of the same response.
+        assert_eq!(text(&out), "7\r\nsecond\n\r\n");
+        assert_eq!(h.channels.len(), 1);
+        assert_eq!(h.channels[0].name, "b");
+        out.clear();
+        for item in
+            items(r#"{"items":[{"channel":"b","formats":{"http-stream":{"content":"x"}}}]}"#)
+        {
+            assert!(h.deliver(&item, "b", &|_| false));
+        }
+        assert_eq!(h.pump(&mut out), Outcome::Held);
+        assert!(h.take_all_active(), "b had a message");
+        assert!(!h.take_all_active(), "the marks are cleared");
+    }
+
+    #[test]
+    fn a_hint_on_a_stream_clears_its_queue_and_asks_for_the_next_link() {
+        let now = Instant::now();
+        let mut out = OutBuf::new();
+        let inst = instruct(&[("Grip-Hold", "stream"), ("Grip-Channel", "c")], "");
+        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        out.clear();
+        for item in items(
+            r#"{"items":[{"channel":"c","formats":{"http-stream":{"action":"hint"}}},{"channel":"c","formats":{"http-stream":{"content":"later"}}}]}"#,
+        ) {
+            assert!(h.deliver(&item, "c", &|_| false));
+        }
+        assert_eq!(h.pump(&mut out), Outcome::Retry);
+        assert!(out.is_empty(), "{}", text(&out));
+        assert_eq!(h.pump(&mut out), Outcome::Held, "the queue was cleared");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The reverse proxy: a client connection's state machine, request/response rewriting, routing.
 
 mod config;
+pub mod gone;
 pub mod hold;
+mod link;
 mod local;
 pub mod rewrite;
 mod router;

@@ -31,7 +31,10 @@ mod exchange;
 use exchange::ExchangeStart;
 #[path = "session_grip.rs"]
 mod grip_glue;
-use grip_glue::{Held, HoldContext};
+use grip_glue::{Held, HeldInfo, HoldContext};
+#[path = "session_link.rs"]
+mod links;
+use links::{LinkFetch, PendingGone};
 
 /// Seconds since the Unix epoch, for JWT claims.
 fn unix_now() -> u64 {
@@ -110,6 +113,8 @@ pub struct Want {
     pub unsubscribe: Vec<String>,
     /// The session yielded with work left: queue it again on the next loop.
     pub again: bool,
+    /// Gone-link notices to post (fire and forget).
+    pub gone: Vec<super::gone::GoneRequest>,
 }
 
 /// Shared, read-only context for a call to `process`.
@@ -189,6 +194,8 @@ struct Exchange {
     trusted: bool,
     /// `Grip-Last` entries (channel, last id) sent with a retried request.
     grip_last: Vec<(String, String)>,
+    /// This exchange fetches a next link: its response continues the client's.
+    link: Option<Box<LinkFetch>>,
 }
 
 enum Phase {
@@ -201,6 +208,9 @@ enum Phase {
     /// Held by GRIP until a publish, a timeout or the client leaves. Call: deliveries, time, client EOF.
     /// Next: ReadHead (keep-alive) or Closing.
     Held(Box<Held>),
+    /// A next-link fetch failed; the client's response waits for the retry. Call: time, client EOF.
+    /// Next: Exchange (the retry) or Closed.
+    LinkWait(Box<LinkFetch>),
     /// Flushing the last response, then half-closing and draining the peer before the final close.
     Closing {
         since: Instant,
@@ -231,6 +241,8 @@ pub struct Session<S: Socket> {
     unsubscribe: Vec<String>,
     /// An empty backend write buffer kept between exchanges on this connection.
     spare_backend_out: OutBuf,
+    /// Gone links to post once `process` has the configuration to build them.
+    pending_gone: Vec<PendingGone>,
 }
 
 /// Why an exchange failed before a response could be relayed.
@@ -269,6 +281,7 @@ impl<S: Socket> Session<S> {
             subscribe: Vec::new(),
             unsubscribe: Vec::new(),
             spare_backend_out: OutBuf::new(),
+            pending_gone: Vec::new(),
         }
     }
 
@@ -418,6 +431,11 @@ impl<S: Socket> Session<S> {
             self.client_out.release();
         }
         let close = matches!(self.phase, Phase::Closed);
+        let gone = if self.pending_gone.is_empty() {
+            Vec::new()
+        } else {
+            self.take_gone_requests(env)
+        };
         self.deadline = if close {
             None
         } else {
@@ -431,6 +449,7 @@ impl<S: Socket> Session<S> {
             subscribe: std::mem::take(&mut self.subscribe),
             unsubscribe: std::mem::take(&mut self.unsubscribe),
             again: again && !close,
+            gone,
         }
     }
 
@@ -444,6 +463,7 @@ impl<S: Socket> Session<S> {
                 RespState::Done => "response-done",
             },
             Phase::Held(_) => "held",
+            Phase::LinkWait(_) => "next-link-wait",
             Phase::Closing { .. } => "closing",
             Phase::Closed => "closed",
         }
@@ -453,7 +473,7 @@ impl<S: Socket> Session<S> {
 
     fn wants_client_read(&self) -> bool {
         match &self.phase {
-            Phase::ReadHead { .. } | Phase::Exchange(_) | Phase::Held(_) => {
+            Phase::ReadHead { .. } | Phase::Exchange(_) | Phase::Held(_) | Phase::LinkWait(_) => {
                 !self.client_eof && !self.client_in.is_full()
             }
             Phase::Closing { shut, .. } => *shut && !self.client_eof,
@@ -617,6 +637,7 @@ impl<S: Socket> Session<S> {
             Phase::ReadHead { .. } => self.advance_read_head(now, env),
             Phase::Exchange(_) => self.advance_exchange(now, env),
             Phase::Held(_) => self.advance_held(now),
+            Phase::LinkWait(_) => self.advance_link_wait(),
             Phase::Closing { .. } => self.advance_closing(),
             Phase::Closed => false,
         }
@@ -738,6 +759,7 @@ impl<S: Socket> Session<S> {
                     keep_alive: head.keep_alive() && req_kind == BodyKind::None && !self.draining,
                     started: now,
                     retry: None,
+                    links: None,
                 };
                 self.start_hold(inst, ctx, now);
                 return;
@@ -887,6 +909,11 @@ impl<S: Socket> Session<S> {
         let Phase::Exchange(ex) = &mut self.phase else {
             return;
         };
+        if ex.link.is_some() {
+            let (Failure::BadGateway(why) | Failure::Timeout(why)) = failure;
+            self.link_failed(&why);
+            return;
+        }
         let route = &ex.router.table().routes()[ex.route_idx];
         let target = ex
             .current
@@ -965,7 +992,14 @@ impl<S: Socket> Session<S> {
                     Some(ex.last_progress + cfg.backend_idle_timeout)
                 }
             }
-            Phase::Held(h) => h.hold.deadline(),
+            Phase::Held(h) => {
+                let refresh = h.links.as_ref().and_then(|l| l.refresh_at);
+                match (h.hold.deadline(), refresh) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            Phase::LinkWait(fetch) => Some(fetch.retry_at),
             Phase::Closing { since, .. } => Some(*since + LINGER),
             Phase::Closed => None,
         }
@@ -1013,6 +1047,7 @@ impl<S: Socket> Session<S> {
                 }
             }
             Phase::Held(_) => self.held_timeout(now),
+            Phase::LinkWait(_) => self.link_wait_timeout(now),
             Phase::Closing { .. } => self.phase = Phase::Closed,
             Phase::Closed => {}
         }

@@ -46,6 +46,7 @@ impl Exchange {
             status: 0,
             trusted: start.trusted,
             grip_last: start.grip_last,
+            link: None,
         }
     }
 }
@@ -423,6 +424,9 @@ impl<S: Socket> Session<S> {
         };
         let kind = response_body_kind(&resp, &ex.head.method)
             .map_err(|e| format!("invalid response framing from origin: {e}"))?;
+        if ex.link.is_some() {
+            return self.start_link_response(resp, kind);
+        }
         let route = &ex.router.table().routes()[ex.route_idx];
         if !route.no_grip && !ex.trusted && is_grip_response(&resp.headers) {
             ex.status = resp.code;
@@ -472,6 +476,23 @@ impl<S: Socket> Session<S> {
             || self.release_backend
         {
             return false;
+        }
+        if let Some(fetch) = ex.link.take() {
+            // A plain next-link response ended the client's stream.
+            self.queue_gone(&fetch.links);
+            let keep = fetch.keep_alive_conn && !self.draining;
+            let label = &fetch.label;
+            log::info!(
+                "{} {} -> stream route={} code={} {:.1}s",
+                label.method,
+                label.target,
+                label.route_id,
+                label.code,
+                now.saturating_duration_since(label.started).as_secs_f64()
+            );
+            self.backend = None;
+            self.next_request_or_close(keep, now);
+            return true;
         }
         let elapsed = now.saturating_duration_since(ex.started);
         let route = &ex.router.table().routes()[ex.route_idx];

@@ -2,6 +2,7 @@
 //! held phase itself. A child module of `session`, so it works on the session's private state directly.
 
 use super::exchange::ExchangeStart;
+use super::links::{LinkBase, Links, StreamLabel};
 use super::*;
 use crate::grip::{parse_instruct, Instruct, InstructLimits};
 use crate::proxy::hold::{Hold, Outcome};
@@ -14,15 +15,27 @@ const FILTERS_PER_CHANNEL_MAX: usize = 5;
 /// A connection held open by GRIP.
 pub(super) struct Held {
     pub(super) hold: Hold,
-    method: String,
-    target: String,
-    route_id: String,
-    started: Instant,
+    pub(super) method: String,
+    pub(super) target: String,
+    pub(super) route_id: String,
+    pub(super) started: Instant,
     pub(super) last_write: Instant,
     warned_drop: bool,
     /// What a retry (a published hint) needs to make the original request again; only for body-less
     /// requests held in response mode.
     retry: Option<Box<RetryInfo>>,
+    /// Next and gone links of the response (stream holds refresh from the next link).
+    pub(super) links: Option<Box<Links>>,
+}
+
+/// A hold's labels and what it may need later, before the hold itself exists.
+pub(super) struct HeldInfo {
+    pub method: String,
+    pub target: String,
+    pub route_id: String,
+    pub started: Instant,
+    pub retry: Option<Box<RetryInfo>>,
+    pub links: Option<Box<Links>>,
 }
 
 /// The original request of a response hold, kept so it can be made again.
@@ -47,6 +60,7 @@ pub(super) struct HoldContext {
     pub keep_alive: bool,
     pub started: Instant,
     pub retry: Option<Box<RetryInfo>>,
+    pub links: Option<Box<Links>>,
 }
 
 impl<S: Socket> Session<S> {
@@ -73,11 +87,47 @@ impl<S: Socket> Session<S> {
                 return;
             }
         };
+        if ex.link.is_some() {
+            self.on_link_instruct(inst, now);
+            return;
+        }
+        if let Some(hold) = &inst.hold {
+            if hold.mode == crate::grip::HoldMode::Stream && inst.next_link.is_none() {
+                if let Some(c) = hold.channels.iter().find(|c| c.prev_id.is_some()) {
+                    let detail = format!(
+                        "channel '{}' specifies prev-id, but no next link found",
+                        c.name
+                    );
+                    self.fail(env, Failure::BadGateway(detail));
+                    return;
+                }
+            }
+        }
         let route = &ex.router.table().routes()[ex.route_idx];
         let target = ex
             .current
             .map(|i| &route.targets[ex.candidates[i].target_idx]);
         let keep_alive = ex.client_keep_alive && ex.req_done && !self.draining;
+        let links = (inst.next_link.is_some() || inst.gone_link.is_some()).then(|| {
+            Box::new(Links::new(
+                LinkBase {
+                    router: Arc::clone(&ex.router),
+                    route_idx: ex.route_idx,
+                    candidates: ex.candidates.clone(),
+                    tls: ex.tls,
+                    host: ex
+                        .head
+                        .header_str("Host")
+                        .map(|h| h.trim().to_string())
+                        .unwrap_or_default(),
+                    target: ex.head.target.clone(),
+                    prefix: route.prefix.clone().unwrap_or_default(),
+                    implicit: target.map(|t| t.subs.clone()).unwrap_or_default(),
+                },
+                &inst,
+                now,
+            ))
+        });
         let ctx = HoldContext {
             prefix: route.prefix.clone().unwrap_or_default(),
             implicit: target.map(|t| t.subs.clone()).unwrap_or_default(),
@@ -98,8 +148,21 @@ impl<S: Socket> Session<S> {
                     client_keep_alive: ex.client_keep_alive,
                 })
             }),
+            links,
         };
         if inst.hold.is_none() {
+            let mut links = ctx.links;
+            if let Some(next_links) = links.take_if(|l| l.next.is_some()) {
+                let label = StreamLabel {
+                    method: ctx.method,
+                    target: ctx.target,
+                    route_id: ctx.route_id,
+                    started: ctx.started,
+                    code: inst.code,
+                };
+                self.start_link_stream(inst, *next_links, label, ctx.version, keep_alive, now);
+                return;
+            }
             // No hold: the instructions only shape a normal response.
             ex.status = inst.code;
             if !keep_alive {
@@ -107,6 +170,10 @@ impl<S: Socket> Session<S> {
             }
             write_plain_response(&inst, ex.head.version, keep_alive, &mut self.client_out);
             ex.resp = RespState::Done;
+            if let Some(links) = links {
+                // The exchange ends with this response: that is the session's end for the gone link.
+                self.queue_gone(&links);
+            }
             return;
         }
         self.start_hold(inst, ctx, now);
@@ -128,6 +195,21 @@ impl<S: Socket> Session<S> {
         };
         self.backend = None;
         self.release_backend = false;
+        self.enter_held(
+            hold,
+            HeldInfo {
+                method: ctx.method,
+                target: ctx.target,
+                route_id: ctx.route_id,
+                started: ctx.started,
+                retry: ctx.retry,
+                links: ctx.links,
+            },
+        );
+    }
+
+    /// The held phase proper, for a new hold or one a next link started.
+    pub(super) fn enter_held(&mut self, hold: Hold, info: HeldInfo) {
         self.subscribe
             .extend(hold.channels.iter().map(|c| c.name.clone()));
         log::debug!(
@@ -138,13 +220,14 @@ impl<S: Socket> Session<S> {
         );
         self.phase = Phase::Held(Box::new(Held {
             hold,
-            method: ctx.method,
-            target: ctx.target,
-            route_id: ctx.route_id,
-            started: ctx.started,
-            last_write: now,
+            method: info.method,
+            target: info.target,
+            route_id: info.route_id,
+            started: info.started,
+            last_write: self.now,
             warned_drop: false,
-            retry: ctx.retry,
+            retry: info.retry,
+            links: info.links,
         }));
     }
 
@@ -155,6 +238,14 @@ impl<S: Socket> Session<S> {
         let Phase::Held(h) = &self.phase else {
             return false;
         };
+        if h.hold.mode == crate::grip::HoldMode::Stream {
+            // A stream is updated from its next link, when it has one.
+            if h.hold.is_finished() || h.links.as_ref().is_none_or(|l| l.next.is_none()) {
+                return false;
+            }
+            self.fetch_from_hold(now);
+            return true;
+        }
         if h.hold.mode != crate::grip::HoldMode::Response
             || h.retry.is_none()
             || h.hold.is_finished()
@@ -206,6 +297,17 @@ impl<S: Socket> Session<S> {
                 self.end_hold(now, true);
                 true
             }
+            Outcome::Retry if h.hold.mode == crate::grip::HoldMode::Stream => {
+                if h.links.as_ref().is_some_and(|l| l.next.is_some()) {
+                    self.fetch_from_hold(now);
+                } else {
+                    log::debug!(
+                        "conn {}: hint ignored: the stream has no next link",
+                        self.log_prefix
+                    );
+                }
+                true
+            }
             Outcome::Retry => {
                 self.retry_request(now);
                 true
@@ -230,12 +332,17 @@ impl<S: Socket> Session<S> {
         let grip_last = h.hold.grip_last();
         self.unsubscribe
             .extend(h.hold.channels.iter().map(|c| c.name.clone()));
+        // The retried request is a new session for the backend: this one's gone link fires.
+        let links = h.links.take();
         log::debug!(
             "conn {}: hint received; retrying {} {}",
             self.log_prefix,
             info.head.method,
             info.head.target
         );
+        if let Some(links) = links {
+            self.queue_gone(&links);
+        }
         let info = *info;
         let ex = Exchange::new(ExchangeStart {
             head: info.head,
@@ -258,6 +365,19 @@ impl<S: Socket> Session<S> {
         let Phase::Held(h) = &mut self.phase else {
             return;
         };
+        if let Some(links) = &mut h.links {
+            if let (Some(at), Some(next)) = (links.refresh_at, &links.next) {
+                if now >= at {
+                    // Refresh from the next link unless every channel had a message in the period.
+                    if h.hold.take_all_active() {
+                        links.refresh_at = Some(now + Duration::from_secs(next.timeout_secs));
+                    } else {
+                        self.fetch_from_hold(now);
+                        return;
+                    }
+                }
+            }
+        }
         if h.hold.on_time(now, h.last_write, &mut self.client_out) == Outcome::Finished {
             self.end_hold(now, true);
         }
@@ -270,6 +390,9 @@ impl<S: Socket> Session<S> {
         };
         self.unsubscribe
             .extend(h.hold.channels.iter().map(|c| c.name.clone()));
+        if let Some(links) = &h.links {
+            self.queue_gone(links);
+        }
         if log::log_enabled!(log::Level::Info) {
             let elapsed = now.saturating_duration_since(h.started);
             let dropped = if h.hold.dropped > 0 {

@@ -894,6 +894,9 @@ impl Worker {
             if !want.subscribe.is_empty() || !want.unsubscribe.is_empty() {
                 self.update_subscriptions(key, &mut want.subscribe, &want.unsubscribe);
             }
+            for notice in want.gone.drain(..) {
+                crate::proxy::gone::send(notice);
+            }
             if want.close {
                 self.close_conn(key);
                 return;
