@@ -211,6 +211,9 @@ start_proxy() {
     local target=$1 dir=$2 backend_port=$3 kind rate=1000000 hwm=10000000
     kind=${target%%-*}
     case "$target" in
+        # holdfast runs with its defaults: no rate cap (a cap of 1,000,000/s would itself decide the
+        # 10,000-stream fan-out, 2,000,000 deliveries), bounded per-connection queues instead.
+        holdfast) rate="unset"; hwm="unset" ;;
         pushpin-unlimited) rate="unset"; hwm="unset" ;;
         pushpin-defaults) rate=2500; hwm=25000 ;;
     esac
@@ -454,7 +457,8 @@ REPORT="$WORK/report.md"
         "load average before the run: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
     if [ "$SKIP_HOLDFAST" = 0 ]; then
         echo "- holdfast: commit $HOLDFAST_COMMIT when the run started, binary built $HOLDFAST_BUILT" \
-            "(copied at the start; uncommitted changes are not noted)"
+            "(copied at the start; uncommitted changes are not noted); its defaults: message_rate and" \
+            "message_hwm unset (no cap; each held connection queues at most 1024 messages)"
     fi
     if [ "$SKIP_PUSHPIN" = 0 ]; then
         echo "- pushpin: $("$PUSHPIN_BIN" --version 2>/dev/null | head -n1 || echo unknown) (Debian, with condure + zurl)"

@@ -79,8 +79,6 @@ fn planned_keys(s: &Settings) -> Vec<&'static str> {
             keys.push(key);
         }
     };
-    note(s.sig_key.is_some(), "[proxy] sig_key");
-    note(s.upstream_key.is_some(), "[proxy] upstream_key");
     note(s.push_in_spec.is_some(), "[handler] push_in_spec");
     note(
         !s.push_in_sub_specs.is_empty(),
@@ -191,7 +189,7 @@ pub fn run(startup: Startup) -> Result<(), String> {
     let planned = planned_keys(s);
     if !planned.is_empty() {
         log::warn!(
-            "config: read but not in effect yet (GRIP holds, publishing and ZeroMQ are still being built): {}",
+            "config: read but not in effect yet (ZeroMQ and Prometheus are still being built): {}",
             planned.join(", ")
         );
     }

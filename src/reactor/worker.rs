@@ -517,7 +517,16 @@ impl Worker {
         }
         let mut msgs = Vec::new();
         self.inbox_pending = self.inbox.drain(INBOX_PER_LOOP_MAX, &mut msgs);
+        // Consecutive publishes are delivered as one batch (see `deliver`).
+        let mut batch: Vec<Arc<Item>> = Vec::new();
         for msg in msgs {
+            if let WorkerMsg::Publish(items) = &msg {
+                batch.extend(items.iter().cloned());
+                continue;
+            }
+            if !batch.is_empty() {
+                self.deliver(&std::mem::take(&mut batch));
+            }
             match msg {
                 WorkerMsg::Router(router) => {
                     log::debug!(
@@ -528,8 +537,11 @@ impl Worker {
                     self.router = router;
                 }
                 WorkerMsg::Shutdown { grace } => self.begin_shutdown(now, grace),
-                WorkerMsg::Publish(items) => self.deliver(&items),
+                WorkerMsg::Publish(_) => {}
             }
+        }
+        if !batch.is_empty() {
+            self.deliver(&batch);
         }
     }
 
@@ -563,13 +575,26 @@ impl Worker {
             self.run_throttle(now);
             return;
         }
+        // Each run of consecutive items on one channel goes subscriber by subscriber, every item of the
+        // run to one connection before the next, so a connection's state is visited once per run rather
+        // than once per item. Items on different channels keep their publish order.
         let mut delivered = 0u64;
-        for item in items {
-            let channel = item.channel.as_str();
+        let mut start = 0;
+        while start < items.len() {
+            let channel = items[start].channel.as_str();
+            let run_len = items[start..]
+                .iter()
+                .take_while(|i| i.channel == channel)
+                .count();
+            let run = &items[start..start + run_len];
             let subs = &self.subs;
             for member in subs.members(channel) {
-                delivered += deliver_to(&mut self.conns, &mut self.work, subs, member, item) as u64;
+                for item in run {
+                    delivered +=
+                        deliver_to(&mut self.conns, &mut self.work, subs, member, item) as u64;
+                }
             }
+            start += run_len;
         }
         self.shared
             .stats
