@@ -193,8 +193,10 @@ impl<S: Socket> Session<S> {
         ) else {
             return;
         };
-        self.backend = None;
-        self.release_backend = false;
+        // The backend connection goes back to the pool if the response left it reusable.
+        if !self.release_backend {
+            self.backend = None;
+        }
         self.enter_held(
             hold,
             HeldInfo {

@@ -130,8 +130,10 @@ impl<S: Socket> Session<S> {
             retry_at: now,
             label,
         };
-        self.backend = None;
-        self.release_backend = false;
+        // The backend connection goes back to the pool if the response left it reusable.
+        if !self.release_backend {
+            self.backend = None;
+        }
         self.start_link_fetch(Box::new(fetch), now);
     }
 

@@ -937,6 +937,11 @@ impl Worker {
                         self.free_backend_slot(evicted);
                     }
                 }
+                // A session may release one backend connection and at once ask for another (a next
+                // link fetched right after the response that named it).
+                if let Some(req) = want.connect {
+                    self.open_backend(key, req.addr, req.pooled_ok, now);
+                }
                 continue;
             }
             if let Some(req) = want.connect {

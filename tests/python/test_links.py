@@ -22,6 +22,7 @@ class Backend(http.server.BaseHTTPRequestHandler):
         headers = {}
         for k, v in self.headers.items():
             headers.setdefault(k.lower(), []).append(v)
+        headers["x-peer-port"] = [str(self.client_address[1])]
         with Backend.lock:
             Backend.requests.append((self.command, self.path, headers, body))
             return sum(1 for r in Backend.requests if r[1] == self.path)
@@ -41,7 +42,7 @@ class Backend(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         hits = self.record()
-        p = self.path
+        p = self.path.split("?")[0]
         if p == "/next1":
             self.reply({"Grip-Link": "</next2>; rel=next", "X-First": "1"}, b"part1\n")
         elif p == "/next2":
@@ -269,3 +270,15 @@ def test_gone_link_is_posted_when_the_client_leaves(stack):
     method, path, headers, body = reqs[0]
     assert (method, path, body) == ("POST", "/gone-notice?s=1", b"")
     assert "grip-sig" in headers
+
+
+def test_held_streams_give_their_backend_connection_back_to_the_pool(stack):
+    http_port, _ = stack
+    first = Stream(http_port, "/next2?one")
+    assert first.read_until(lambda s: s.body == b"part2\n")
+    second = Stream(http_port, "/next2?two")
+    assert second.read_until(lambda s: s.body == b"part2\n")
+    ports = {r[2]["x-peer-port"][0] for r in requests_to("/next2") if r[1] != "/next2"}
+    assert len(ports) == 1, "both holds' requests went over one pooled backend connection: %s" % ports
+    first.close()
+    second.close()
