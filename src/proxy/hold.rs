@@ -285,6 +285,14 @@ impl Hold {
         all
     }
 
+    /// Append bytes of the stream's initial body (relayed after the head, see the session's
+    /// pre-stream phase) in the response's framing.
+    pub fn encode_body(&mut self, data: &[u8], out: &mut OutBuf) {
+        if let Some(enc) = &mut self.encoder {
+            let _ = enc.encode(data, out.vec());
+        }
+    }
+
     pub fn client_version(&self) -> Version {
         self.client_version
     }

@@ -158,6 +158,15 @@ enum RespState {
         body: Vec<u8>,
         backend_keep_alive: bool,
     },
+    /// A stream hold whose initial body is too large to buffer: the hold has started (head sent,
+    /// channels subscribed, publishes queue up) and the rest of the body is relayed through its
+    /// framing before the held phase proper. Call: backend bytes. Next: the session's Held phase.
+    PreStream {
+        hold: Box<crate::proxy::hold::Hold>,
+        info: Box<HeldInfo>,
+        dec: BodyDecoder,
+        backend_keep_alive: bool,
+    },
     /// The response has been produced (it may still be flushing).
     Done,
 }
@@ -460,6 +469,7 @@ impl<S: Socket> Session<S> {
                 RespState::AwaitHead => "await-response",
                 RespState::Body { .. } => "response-body",
                 RespState::Instruct { .. } => "grip-instruct",
+                RespState::PreStream { .. } => "grip-stream-body",
                 RespState::Done => "response-done",
             },
             Phase::Held(_) => "held",

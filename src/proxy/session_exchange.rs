@@ -354,7 +354,7 @@ impl<S: Socket> Session<S> {
                     dec,
                     body,
                     backend_keep_alive,
-                    ..
+                    head,
                 } => {
                     loop {
                         let data = b.input.data();
@@ -380,6 +380,12 @@ impl<S: Socket> Session<S> {
                                 return true;
                             }
                         }
+                    }
+                    if body.len() > INSTRUCT_BODY_MAX && ex.link.is_none() && is_stream_hold(head) {
+                        // Too large to buffer: start the hold now, relay the rest.
+                        self.start_prestream(now, env);
+                        progress = true;
+                        continue;
                     }
                     if body.len() > INSTRUCT_BODY_MAX {
                         let d = format!("GRIP instruct response too large from {}", b.addr);
@@ -410,6 +416,57 @@ impl<S: Socket> Session<S> {
                         self.backend = None;
                     }
                     self.on_instruct(head, body, now, env);
+                    return true;
+                }
+                RespState::PreStream {
+                    hold,
+                    dec,
+                    backend_keep_alive,
+                    ..
+                } => {
+                    while self.client_out.len() < OUT_QUEUE_MAX && !dec.is_done() {
+                        let room = OUT_QUEUE_MAX - self.client_out.len();
+                        let data = b.input.data();
+                        let step = match dec.decode(&data[..data.len().min(room)]) {
+                            Ok(step) => step,
+                            Err(e) => {
+                                let why = format!("invalid GRIP stream body from {}: {e}", b.addr);
+                                self.abort(&why);
+                                return true;
+                            }
+                        };
+                        if step.consumed == 0 && !step.done {
+                            break;
+                        }
+                        hold.encode_body(&data[step.data.clone()], &mut self.client_out);
+                        b.input.consume(step.consumed);
+                        ex.resp_bytes += step.consumed as u64;
+                        progress = true;
+                    }
+                    if b.eof && b.input.is_empty() && !dec.is_done() {
+                        if dec.finish_on_eof().is_err() {
+                            let why = format!("origin {} ended the GRIP stream body early", b.addr);
+                            self.abort(&why);
+                            return true;
+                        }
+                        continue;
+                    }
+                    if !dec.is_done() {
+                        return progress;
+                    }
+                    let reusable =
+                        *backend_keep_alive && b.input.is_empty() && !b.eof && ex.req_done;
+                    let RespState::PreStream { hold, info, .. } =
+                        std::mem::replace(&mut ex.resp, RespState::Done)
+                    else {
+                        return true;
+                    };
+                    if reusable {
+                        self.release_backend = true;
+                    } else {
+                        self.backend = None;
+                    }
+                    self.enter_held_subscribed(*hold, *info);
                     return true;
                 }
                 RespState::Done => return progress,
@@ -513,6 +570,17 @@ impl<S: Socket> Session<S> {
         self.next_request_or_close(keep, now);
         true
     }
+}
+
+/// A `Grip-Hold: stream` response that is not an `application/grip-instruct` body: its body is the
+/// stream's first bytes, which may be relayed before the hold starts.
+fn is_stream_hold(head: &ResponseHead) -> bool {
+    let instruct_body = head.header_str("Content-Type").is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/grip-instruct"))
+    });
+    !instruct_body && head.header_str("Grip-Hold").map(str::trim) == Some("stream")
 }
 
 /// Move body bytes from `input` through a decoder and encoder into `out`, stopping when `out` holds

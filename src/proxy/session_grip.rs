@@ -103,53 +103,8 @@ impl<S: Socket> Session<S> {
                 }
             }
         }
-        let route = &ex.router.table().routes()[ex.route_idx];
-        let target = ex
-            .current
-            .map(|i| &route.targets[ex.candidates[i].target_idx]);
-        let keep_alive = ex.client_keep_alive && ex.req_done && !self.draining;
-        let links = (inst.next_link.is_some() || inst.gone_link.is_some()).then(|| {
-            Box::new(Links::new(
-                LinkBase {
-                    router: Arc::clone(&ex.router),
-                    route_idx: ex.route_idx,
-                    candidates: ex.candidates.clone(),
-                    tls: ex.tls,
-                    host: ex
-                        .head
-                        .header_str("Host")
-                        .map(|h| h.trim().to_string())
-                        .unwrap_or_default(),
-                    target: ex.head.target.clone(),
-                    prefix: route.prefix.clone().unwrap_or_default(),
-                    implicit: target.map(|t| t.subs.clone()).unwrap_or_default(),
-                },
-                &inst,
-                now,
-            ))
-        });
-        let ctx = HoldContext {
-            prefix: route.prefix.clone().unwrap_or_default(),
-            implicit: target.map(|t| t.subs.clone()).unwrap_or_default(),
-            method: ex.head.method.clone(),
-            target: ex.head.target.clone(),
-            route_id: route.id.clone(),
-            version: ex.head.version,
-            keep_alive,
-            started: ex.started,
-            retry: (ex.req_kind == BodyKind::None).then(|| {
-                Box::new(RetryInfo {
-                    head: ex.head.clone(),
-                    router: Arc::clone(&ex.router),
-                    route_idx: ex.route_idx,
-                    candidates: ex.candidates.clone(),
-                    tls: ex.tls,
-                    trusted: ex.trusted,
-                    client_keep_alive: ex.client_keep_alive,
-                })
-            }),
-            links,
-        };
+        let ctx = hold_context(ex, &inst, self.draining, now);
+        let keep_alive = ctx.keep_alive;
         if inst.hold.is_none() {
             let mut links = ctx.links;
             if let Some(next_links) = links.take_if(|l| l.next.is_some()) {
@@ -214,6 +169,70 @@ impl<S: Socket> Session<S> {
     pub(super) fn enter_held(&mut self, hold: Hold, info: HeldInfo) {
         self.subscribe
             .extend(hold.channels.iter().map(|c| c.name.clone()));
+        self.enter_held_subscribed(hold, info);
+    }
+
+    /// A stream hold whose initial body is larger than a GRIP response may be: parse the instructions
+    /// from the head alone, start the hold (head out, channels subscribed), send what was buffered, and
+    /// relay the rest of the body before the held phase proper.
+    pub(super) fn start_prestream(&mut self, now: Instant, env: &Env) {
+        let Phase::Exchange(ex) = &mut self.phase else {
+            return;
+        };
+        let RespState::Instruct {
+            head,
+            dec,
+            body,
+            backend_keep_alive,
+        } = std::mem::replace(&mut ex.resp, RespState::Done)
+        else {
+            return;
+        };
+        let limits = InstructLimits {
+            subscription_max: env.cfg.subscription_max,
+            filters_max: FILTERS_PER_CHANNEL_MAX,
+        };
+        let inst = match parse_instruct(head.code, &head.reason, &head.headers, &[], &limits) {
+            Ok(inst) => inst,
+            Err(e) => {
+                let detail = format!("Failed to parse accept instructions: {e}");
+                self.fail(env, Failure::BadGateway(detail));
+                return;
+            }
+        };
+        let ctx = hold_context(ex, &inst, self.draining, now);
+        let Some(mut hold) = Hold::start(
+            inst,
+            &ctx.prefix,
+            &ctx.implicit,
+            ctx.version,
+            ctx.keep_alive,
+            now,
+            &mut self.client_out,
+        ) else {
+            return;
+        };
+        hold.encode_body(&body, &mut self.client_out);
+        ex.resp_bytes += body.len() as u64;
+        self.subscribe
+            .extend(hold.channels.iter().map(|c| c.name.clone()));
+        ex.resp = RespState::PreStream {
+            hold: Box::new(hold),
+            info: Box::new(HeldInfo {
+                method: ctx.method,
+                target: ctx.target,
+                route_id: ctx.route_id,
+                started: ctx.started,
+                retry: None,
+                links: ctx.links,
+            }),
+            dec,
+            backend_keep_alive,
+        };
+    }
+
+    /// The held phase for a hold whose channels were already reported to the worker.
+    pub(super) fn enter_held_subscribed(&mut self, hold: Hold, info: HeldInfo) {
         log::debug!(
             "conn {}: holding ({:?}) on {} channels",
             self.log_prefix,
@@ -265,10 +284,15 @@ impl<S: Socket> Session<S> {
         channel: &str,
         subscribed: &dyn Fn(&str) -> bool,
     ) -> bool {
-        let Phase::Held(h) = &mut self.phase else {
-            return false;
-        };
-        h.hold.deliver(item, channel, subscribed)
+        match &mut self.phase {
+            Phase::Held(h) => h.hold.deliver(item, channel, subscribed),
+            // Subscribed while the stream's large initial body is still being relayed: queue.
+            Phase::Exchange(ex) => match &mut ex.resp {
+                RespState::PreStream { hold, .. } => hold.deliver(item, channel, subscribed),
+                _ => false,
+            },
+            _ => false,
+        }
     }
 
     pub(super) fn advance_held(&mut self, now: Instant) -> bool {
@@ -419,6 +443,57 @@ impl<S: Socket> Session<S> {
         } else {
             self.phase = Phase::Closed;
         }
+    }
+}
+
+/// Everything a hold (or a no-hold response with links) needs to know about the exchange it came from.
+fn hold_context(ex: &Exchange, inst: &Instruct, draining: bool, now: Instant) -> HoldContext {
+    let route = &ex.router.table().routes()[ex.route_idx];
+    let target = ex
+        .current
+        .map(|i| &route.targets[ex.candidates[i].target_idx]);
+    let keep_alive = ex.client_keep_alive && ex.req_done && !draining;
+    let links = (inst.next_link.is_some() || inst.gone_link.is_some()).then(|| {
+        Box::new(Links::new(
+            LinkBase {
+                router: Arc::clone(&ex.router),
+                route_idx: ex.route_idx,
+                candidates: ex.candidates.clone(),
+                tls: ex.tls,
+                host: ex
+                    .head
+                    .header_str("Host")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_default(),
+                target: ex.head.target.clone(),
+                prefix: route.prefix.clone().unwrap_or_default(),
+                implicit: target.map(|t| t.subs.clone()).unwrap_or_default(),
+            },
+            inst,
+            now,
+        ))
+    });
+    HoldContext {
+        prefix: route.prefix.clone().unwrap_or_default(),
+        implicit: target.map(|t| t.subs.clone()).unwrap_or_default(),
+        method: ex.head.method.clone(),
+        target: ex.head.target.clone(),
+        route_id: route.id.clone(),
+        version: ex.head.version,
+        keep_alive,
+        started: ex.started,
+        retry: (ex.req_kind == BodyKind::None).then(|| {
+            Box::new(RetryInfo {
+                head: ex.head.clone(),
+                router: Arc::clone(&ex.router),
+                route_idx: ex.route_idx,
+                candidates: ex.candidates.clone(),
+                tls: ex.tls,
+                trusted: ex.trusted,
+                client_keep_alive: ex.client_keep_alive,
+            })
+        }),
+        links,
     }
 }
 

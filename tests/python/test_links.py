@@ -1,6 +1,7 @@
 """Next links and gone links (Grip-Link rel=next / rel=gone) over real sockets: chaining, the next-link
 request's headers, refresh after inactivity, hints, retries after failures, wrong hold kinds, and the
-gone notice when the client leaves."""
+gone notice when the client leaves. Also stream holds whose initial body is larger than a GRIP response
+may be buffered, and backend connection reuse by held streams."""
 
 import http.server
 import json
@@ -84,6 +85,9 @@ class Backend(http.server.BaseHTTPRequestHandler):
                 {"Grip-Hold": "stream", "Grip-Channel": "gn", "Grip-Link": "</gone-notice?s=1>; rel=gone"},
                 b"open\n",
             )
+        elif p == "/big":
+            body = b"".join(b"%06d\n" % i for i in range(150001 // 7 + 1))[:150001]
+            self.reply({"Grip-Hold": "stream", "Grip-Channel": "big"}, body)
         elif p == "/previd-no-link":
             self.reply({"Grip-Hold": "stream", "Grip-Channel": "pv; prev-id=3"}, b"no\n")
         else:
@@ -282,3 +286,16 @@ def test_held_streams_give_their_backend_connection_back_to_the_pool(stack):
     assert len(ports) == 1, "both holds' requests went over one pooled backend connection: %s" % ports
     first.close()
     second.close()
+
+
+def test_stream_hold_with_an_initial_body_over_100_kb_is_relayed_then_held(stack):
+    http_port, control_port = stack
+    want = b"".join(b"%06d\n" % i for i in range(150001 // 7 + 1))[:150001]
+    s = Stream(http_port, "/big")
+    assert s.read_until(lambda s: len(s.body) >= len(want), timeout=10), len(s.body)
+    assert s.body == want
+    head = s.head.decode().lower()
+    assert head.startswith("http/1.1 200") and "content-length" not in head and "grip-" not in head
+    publish(control_port, {"channel": "big", "formats": {"http-stream": {"content": "after\n"}}})
+    assert s.read_until(lambda s: s.body.endswith(b"after\n")), s.body[-20:]
+    s.close()
