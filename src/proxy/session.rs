@@ -205,6 +205,11 @@ struct Exchange {
     grip_last: Vec<(String, String)>,
     /// This exchange fetches a next link: its response continues the client's.
     link: Option<Box<LinkFetch>>,
+    /// The request body as forwarded, kept (up to `GRIP_REQUEST_BODY_MAX`) so a GRIP hold can make the
+    /// request again; `None` once it grew past that or on routes without GRIP.
+    req_copy: Option<Vec<u8>>,
+    /// A retried request's body, queued with its head.
+    retry_body: Option<Vec<u8>>,
 }
 
 enum Phase {

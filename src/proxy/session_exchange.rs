@@ -47,6 +47,8 @@ impl Exchange {
             trusted: start.trusted,
             grip_last: start.grip_last,
             link: None,
+            req_copy: (start.req_kind != BodyKind::None).then(Vec::new),
+            retry_body: None,
         }
     }
 }
@@ -133,6 +135,12 @@ impl<S: Socket> Session<S> {
         };
         b.output.clear();
         rewrite::backend_request(&ex.head, &ctx, b.output.vec());
+        if let Some(body) = ex.retry_body.take() {
+            // A retried request: its body was kept from the first time.
+            b.output.extend(&body);
+            ex.req_body_bytes = body.len() as u64;
+            ex.req_done = true;
+        }
         true
     }
 
@@ -206,11 +214,16 @@ impl<S: Socket> Session<S> {
         if !b.connected || !ex.head_queued || ex.req_done {
             return false;
         }
+        let no_grip = ex.router.table().routes()[ex.route_idx].no_grip || ex.trusted;
+        if no_grip {
+            ex.req_copy = None;
+        }
         match pump(
             &mut ex.req_dec,
             &mut ex.req_enc,
             &mut self.client_in,
             &mut b.output,
+            &mut ex.req_copy,
         ) {
             Ok((progress, bytes)) => {
                 ex.req_body_bytes += bytes;
@@ -315,7 +328,7 @@ impl<S: Socket> Session<S> {
                     enc,
                     backend_keep_alive,
                 } => {
-                    match pump(dec, enc, &mut b.input, &mut self.client_out) {
+                    match pump(dec, enc, &mut b.input, &mut self.client_out, &mut None) {
                         Ok((moved, _)) => {
                             if moved > 0 {
                                 ex.resp_bytes += moved;
@@ -486,6 +499,13 @@ impl<S: Socket> Session<S> {
         }
         let route = &ex.router.table().routes()[ex.route_idx];
         if !route.no_grip && !ex.trusted && is_grip_response(&resp.headers) {
+            if ex.req_kind != BodyKind::None && ex.req_copy.is_none() {
+                // Pushpin's rule: a GRIP answer needs the request kept for retries, and this one was
+                // too large to keep.
+                self.backend = None;
+                self.reject_request(400, "Request too large to accept GRIP instruct.");
+                return Ok(());
+            }
             ex.status = resp.code;
             ex.resp = RespState::Instruct {
                 backend_keep_alive: resp.keep_alive() && kind != BodyKind::CloseDelimited,
@@ -572,6 +592,9 @@ impl<S: Socket> Session<S> {
     }
 }
 
+/// Request body kept for GRIP retries (Pushpin's limit).
+const GRIP_REQUEST_BODY_MAX: usize = 100_000;
+
 /// A `Grip-Hold: stream` response that is not an `application/grip-instruct` body: its body is the
 /// stream's first bytes, which may be relayed before the hold starts.
 fn is_stream_hold(head: &ResponseHead) -> bool {
@@ -585,11 +608,14 @@ fn is_stream_hold(head: &ResponseHead) -> bool {
 
 /// Move body bytes from `input` through a decoder and encoder into `out`, stopping when `out` holds
 /// `OUT_QUEUE_MAX` bytes or input runs dry. Returns (bytes appended to out, payload bytes moved).
+/// The payload is also appended to `copy` while that stays within `GRIP_REQUEST_BODY_MAX` (past it,
+/// `copy` becomes `None`).
 fn pump(
     dec: &mut BodyDecoder,
     enc: &mut BodyEncoder,
     input: &mut InBuf,
     out: &mut OutBuf,
+    copy: &mut Option<Vec<u8>>,
 ) -> Result<(u64, u64), crate::http1::BodyError> {
     let before = out.len();
     let mut payload = 0u64;
@@ -611,6 +637,13 @@ fn pump(
         }
         let range = step.data.clone();
         enc.encode(&data[range.clone()], out.vec())?;
+        if let Some(c) = copy {
+            if c.len() + range.len() > GRIP_REQUEST_BODY_MAX {
+                *copy = None;
+            } else {
+                c.extend_from_slice(&data[range.clone()]);
+            }
+        }
         payload += range.len() as u64;
         input.consume(step.consumed);
     }

@@ -47,6 +47,8 @@ pub(super) struct RetryInfo {
     tls: bool,
     trusted: bool,
     client_keep_alive: bool,
+    /// The request body, for requests that had one.
+    body: Option<Vec<u8>>,
 }
 
 /// Who the hold belongs to, for channel naming and the access log.
@@ -350,7 +352,7 @@ impl<S: Socket> Session<S> {
         };
         let Some(info) = h.retry.take() else {
             log::debug!(
-                "conn {}: hint ignored: the request had a body, so it can't be made again",
+                "conn {}: hint ignored: the original request was not kept (its body was too large)",
                 self.log_prefix
             );
             return;
@@ -370,7 +372,8 @@ impl<S: Socket> Session<S> {
             self.queue_gone(&links);
         }
         let info = *info;
-        let ex = Exchange::new(ExchangeStart {
+        let body = info.body;
+        let mut ex = Exchange::new(ExchangeStart {
             head: info.head,
             router: info.router,
             route_idx: info.route_idx,
@@ -379,10 +382,17 @@ impl<S: Socket> Session<S> {
             tls: info.tls,
             trusted: info.trusted,
             client_keep_alive: info.client_keep_alive,
-            req_kind: BodyKind::None,
+            req_kind: match &body {
+                Some(body) => BodyKind::Length(body.len() as u64),
+                None => BodyKind::None,
+            },
             grip_last,
             now,
         });
+        if let Some(body) = body {
+            ex.req_copy = Some(body.clone());
+            ex.retry_body = Some(body);
+        }
         self.phase = Phase::Exchange(Box::new(ex));
         self.request_connect();
     }
@@ -482,8 +492,10 @@ fn hold_context(ex: &Exchange, inst: &Instruct, draining: bool, now: Instant) ->
         version: ex.head.version,
         keep_alive,
         started: ex.started,
-        retry: (ex.req_kind == BodyKind::None).then(|| {
+        retry: (ex.req_kind == BodyKind::None || ex.req_done && ex.req_copy.is_some()).then(|| {
             Box::new(RetryInfo {
+                body: (ex.req_kind != BodyKind::None)
+                    .then(|| ex.req_copy.clone().unwrap_or_default()),
                 head: ex.head.clone(),
                 router: Arc::clone(&ex.router),
                 route_idx: ex.route_idx,

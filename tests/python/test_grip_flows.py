@@ -14,6 +14,13 @@ class Backend(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     requests = []
 
+    bodies = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        Backend.bodies.append((self.path, body))
+        self.do_GET()
+
     def do_GET(self):
         Backend.requests.append((self.path, self.headers.get_all("Grip-Last") or []))
         hits = sum(1 for p, _ in Backend.requests if p == self.path)
@@ -102,6 +109,37 @@ def test_hint_retries_the_request_with_grip_last(stack):
     retried = [h for p, h in Backend.requests if p == "/hint/hc"]
     assert len(retried) == 2
     assert retried[1] == ["hc; last-id=41"], retried
+    sock.close()
+
+
+def test_hint_retries_a_request_with_a_body_with_the_same_body(stack):
+    http_port, control_port = stack
+    body = b"x=1&y=" + b"z" * 5000
+    sock = socket.create_connection(("127.0.0.1", http_port))
+    sock.sendall(b"POST /hint/hb HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    deadline = time.monotonic() + 5
+    while not any(p == "/hint/hb" for p, _ in Backend.requests):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.2)
+    publish(control_port, {"channel": "hb", "formats": {"http-response": {"action": "hint"}}})
+    resp = read_for(sock, 1.5)
+    assert resp.endswith(b"fresh data after hint\n"), resp
+    sent = [b for p, b in Backend.bodies if p == "/hint/hb"]
+    assert sent == [body, body], [len(b) for b in sent]
+    retried = [h for p, h in Backend.requests if p == "/hint/hb"]
+    assert retried[1] == ["hb; last-id=41"], retried
+    sock.close()
+
+
+def test_grip_answer_to_a_request_body_too_large_to_keep_is_a_400(stack):
+    http_port, _ = stack
+    body = b"a" * 100001
+    sock = socket.create_connection(("127.0.0.1", http_port))
+    sock.sendall(b"POST /upd/big HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    resp = read_for(sock, 2)
+    assert resp.startswith(b"HTTP/1.1 400 "), resp[:200]
+    assert resp.endswith(b"Request too large to accept GRIP instruct.\n"), resp[-100:]
     sock.close()
 
 
