@@ -77,6 +77,18 @@ impl Sequencer {
         }
     }
 
+    /// Whether `channel`'s last delivered id is known and differs from `prev`; if so it is forgotten, so
+    /// the request retried because of it is not retried again for the same reason.
+    pub fn take_conflict(&mut self, channel: &str, prev: &str) -> bool {
+        match self.channels.get_mut(channel) {
+            Some(state) if state.last_id.as_deref().is_some_and(|last| last != prev) => {
+                state.last_id = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Forget every channel's last id (the `recover` operation).
     pub fn reset_last_ids(&mut self) {
         for state in self.channels.values_mut() {
@@ -230,6 +242,26 @@ mod tests {
 
     fn ids(out: &[Arc<Item>]) -> Vec<&str> {
         out.iter().map(|i| i.id.as_deref().unwrap_or("-")).collect()
+    }
+
+    #[test]
+    fn a_stale_prev_id_conflicts_once_and_then_the_last_id_is_forgotten() {
+        let now = Instant::now();
+        let mut s = Sequencer::new(Duration::from_secs(5), Duration::ZERO);
+        assert!(
+            !s.take_conflict("c", "41"),
+            "an inactive channel knows no last id"
+        );
+        s.channel_active("c");
+        assert!(!s.take_conflict("c", "41"), "nothing published yet");
+        let mut out = Vec::new();
+        s.offer(item("c", Some("50"), None, false), now, &mut out);
+        assert!(!s.take_conflict("c", "50"), "up to date");
+        assert!(s.take_conflict("c", "41"));
+        assert!(!s.take_conflict("c", "41"), "cleared by the first conflict");
+        // With the last id forgotten, the next item is delivered whatever its prev-id says.
+        s.offer(item("c", Some("52"), Some("51"), false), now, &mut out);
+        assert_eq!(ids(&out), vec!["50", "52"]);
     }
 
     #[test]

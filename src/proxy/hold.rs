@@ -41,6 +41,8 @@ pub struct HeldChannel {
     pub implicit: bool,
     /// A message for this channel was sent since the last next-link refresh check.
     pub active: bool,
+    /// The backend named a prev-id: items must follow on from `last_id` (else the hold retries).
+    pub sequenced: bool,
 }
 
 /// What a stream hold hands on when its response continues with a next link.
@@ -160,6 +162,7 @@ impl Hold {
             .map(|c| HeldChannel {
                 name: format!("{prefix}{}", c.name),
                 backend_name: c.name,
+                sequenced: c.prev_id.is_some(),
                 last_id: c.prev_id,
                 filters: c.filters,
                 implicit: false,
@@ -175,6 +178,7 @@ impl Hold {
                     filters: Vec::new(),
                     implicit: true,
                     active: false,
+                    sequenced: false,
                 });
             }
         }
@@ -331,6 +335,17 @@ impl Hold {
         };
         if !wanted || !self.passes_filters(idx, item, subscribed) {
             return false;
+        }
+        if !item.no_seq && self.channels[idx].sequenced {
+            if let (Some(prev), Some(last)) = (&item.prev_id, &self.channels[idx].last_id) {
+                if prev != last {
+                    // Spec 4.8: this hold missed something between its last id and this item. A
+                    // response hold makes its request again, a stream fetches its next link (both
+                    // with Grip-Last), so the backend fills the gap.
+                    self.retry = true;
+                    return true;
+                }
+            }
         }
         if self.queue.len() >= HELD_QUEUE_MAX {
             self.queue.pop_front();
@@ -743,6 +758,33 @@ mod tests {
         assert_eq!(h.pump(&mut out), Outcome::Held);
         assert!(h.take_all_active(), "b had a message");
         assert!(!h.take_all_active(), "the marks are cleared");
+    }
+
+    #[test]
+    fn an_item_that_skips_past_the_holds_prev_id_asks_for_a_retry() {
+        let now = Instant::now();
+        let mut out = OutBuf::new();
+        let inst = instruct(
+            &[("Grip-Hold", "response"), ("Grip-Channel", "c; prev-id=41")],
+            "",
+        );
+        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        let skip = &items(
+            r#"{"items":[{"channel":"c","id":"43","prev-id":"42","formats":{"http-response":{"body":"x"}}}]}"#,
+        )[0];
+        assert!(h.deliver(skip, "c", &|_| false));
+        assert_eq!(h.pump(&mut out), Outcome::Retry);
+        assert!(out.is_empty());
+        let next = &items(
+            r#"{"items":[{"channel":"c","id":"42","prev-id":"41","formats":{"http-response":{"body":"y"}}}]}"#,
+        )[0];
+        assert!(h.deliver(next, "c", &|_| false));
+        assert_eq!(
+            h.pump(&mut out),
+            Outcome::Finished,
+            "the follow-on item is delivered"
+        );
+        assert!(text(&out).ends_with("\r\n\r\ny"));
     }
 
     #[test]

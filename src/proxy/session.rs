@@ -123,6 +123,10 @@ pub struct Env<'a> {
     pub router: &'a Arc<Router>,
     /// The server is shutting down: finish the current request, then close.
     pub draining: bool,
+    /// Sequencing state shared by the workers (spec 4.8): given a channel and the prev-id a response
+    /// hold names, says whether the channel's last published id differs, clearing it if so. `None`
+    /// where nothing is published (tests).
+    pub prev_id_conflict: Option<&'a dyn Fn(&str, &str) -> bool>,
 }
 
 struct Backend<S> {
@@ -210,6 +214,8 @@ struct Exchange {
     req_copy: Option<Vec<u8>>,
     /// A retried request's body, queued with its head.
     retry_body: Option<Vec<u8>>,
+    /// This exchange is already a retry for a prev-id conflict (never retried twice for one).
+    prev_id_retried: bool,
 }
 
 enum Phase {

@@ -49,6 +49,7 @@ impl Exchange {
             link: None,
             req_copy: (start.req_kind != BodyKind::None).then(Vec::new),
             retry_body: None,
+            prev_id_retried: false,
         }
     }
 }
@@ -71,6 +72,11 @@ impl<S: Socket> Session<S> {
     }
 
     pub(super) fn advance_exchange(&mut self, now: Instant, env: &Env) -> bool {
+        if self.release_backend {
+            // The backend connection is going back to the pool (the worker takes it when this call
+            // returns); a new exchange started meanwhile (a retry, a next link) waits for its own.
+            return false;
+        }
         let mut progress = false;
         progress |= self.check_connected(env);
         progress |= self.queue_request_head(env);

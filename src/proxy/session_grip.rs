@@ -133,6 +133,37 @@ impl<S: Socket> Session<S> {
             }
             return;
         }
+        if let (Some(check), Some(hold)) = (env.prev_id_conflict, &inst.hold) {
+            if hold.mode == crate::grip::HoldMode::Response && ctx.retry.is_some() {
+                // Spec 4.8: a prev-id older than what was already published on the channel means the
+                // backend answered from stale state; ask again at once, saying what it claimed.
+                let stale: Vec<(String, String)> = hold
+                    .channels
+                    .iter()
+                    .filter_map(|c| c.prev_id.as_ref().map(|p| (c.name.clone(), p.clone())))
+                    .collect();
+                let conflict = stale
+                    .iter()
+                    .any(|(name, prev)| check(&format!("{}{name}", ctx.prefix), prev));
+                if conflict && !ex.prev_id_retried {
+                    let Some(info) = ctx.retry else { return };
+                    log::debug!(
+                        "conn {}: prev-id behind the channel's last id; retrying {} {}",
+                        self.log_prefix,
+                        ctx.method,
+                        ctx.target
+                    );
+                    if !self.release_backend {
+                        self.backend = None;
+                    }
+                    self.restart_request(*info, stale, now);
+                    if let Phase::Exchange(ex) = &mut self.phase {
+                        ex.prev_id_retried = true;
+                    }
+                    return;
+                }
+            }
+        }
         self.start_hold(inst, ctx, now);
     }
 
@@ -371,7 +402,11 @@ impl<S: Socket> Session<S> {
         if let Some(links) = links {
             self.queue_gone(&links);
         }
-        let info = *info;
+        self.restart_request(*info, grip_last, now);
+    }
+
+    /// Make the original request again, as a new exchange, with these `Grip-Last` entries.
+    fn restart_request(&mut self, info: RetryInfo, grip_last: Vec<(String, String)>, now: Instant) {
         let body = info.body;
         let mut ex = Exchange::new(ExchangeStart {
             head: info.head,

@@ -302,6 +302,7 @@ impl Harness {
             cfg: &self.cfg,
             router: &self.router,
             draining: self.draining,
+            prev_id_conflict: None,
         };
         self.session.process(self.now, &env)
     }
@@ -326,6 +327,7 @@ impl Harness {
             cfg: &self.cfg,
             router: &self.router,
             draining: self.draining,
+            prev_id_conflict: None,
         };
         self.session.backend_connect_failed(kind.into(), &env);
         self.backend = None;

@@ -123,6 +123,12 @@ impl Shared {
         self.fan_out(ready);
     }
 
+    /// A response hold names `prev` as the last id it has seen on `channel`: whether the channel's last
+    /// published id is another one (then it is forgotten, and the request is made again at once).
+    pub fn prev_id_conflict(&self, channel: &str, prev: &str) -> bool {
+        lock(&self.sequencer).take_conflict(channel, prev)
+    }
+
     /// Shrink shared tables that are mostly empty (after a burst of channels came and went).
     fn shrink_tables(&self) {
         let mut counts = lock(&self.channel_workers);
@@ -893,10 +899,13 @@ impl Worker {
             else {
                 return;
             };
+            let shared = &self.shared;
+            let conflict = |ch: &str, prev: &str| shared.prev_id_conflict(ch, prev);
             let env = Env {
                 cfg: &self.shared.cfg,
                 router: &self.router,
                 draining: self.drain_deadline.is_some(),
+                prev_id_conflict: Some(&conflict),
             };
             let mut want = session.process(now, &env);
             let released = if want.release_backend {
@@ -1032,6 +1041,7 @@ impl Worker {
             cfg: &self.shared.cfg,
             router: &self.router,
             draining: self.drain_deadline.is_some(),
+            prev_id_conflict: None,
         };
         let mut freed = Vec::new();
         let pooled = if pooled_ok {

@@ -143,6 +143,47 @@ def test_grip_answer_to_a_request_body_too_large_to_keep_is_a_400(stack):
     sock.close()
 
 
+def wait_backend(path, n, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while sum(1 for p, _ in Backend.requests if p == path) < n:
+        assert time.monotonic() < deadline, "backend saw %s fewer than %d times" % (path, n)
+        time.sleep(0.02)
+
+
+def test_prev_id_behind_the_channel_retries_at_once_with_grip_last(stack):
+    http_port, control_port = stack
+    # Another listener keeps the channel active, and a publish with an id makes 50 its last id.
+    watcher = open_stream(http_port, "/s/pc")
+    publish(control_port, {"channel": "pc", "id": "50", "formats": {"http-stream": {"content": "x\n"}}})
+    assert read_for(watcher, 0.5).endswith(b"x\n\r\n")
+    sock = socket.create_connection(("127.0.0.1", http_port))
+    sock.sendall(b"GET /hint/pc HTTP/1.1\r\nHost: t\r\n\r\n")
+    # The backend said prev-id=41 while 50 was already published: no hold, an immediate retry (the
+    # channel already had a listener, so no first-subscription update is involved).
+    resp = read_for(sock, 0.8)
+    assert resp.endswith(b"fresh data after hint\n"), resp
+    asked = [h for p, h in Backend.requests if p == "/hint/pc"]
+    assert asked == [[], ["pc; last-id=41"]], asked
+    sock.close()
+    watcher.close()
+
+
+def test_publish_that_skips_ahead_of_a_holds_prev_id_retries_it(stack):
+    http_port, control_port = stack
+    sock = socket.create_connection(("127.0.0.1", http_port))
+    sock.sendall(b"GET /hint/pm HTTP/1.1\r\nHost: t\r\n\r\n")
+    wait_backend("/hint/pm", 1)
+    time.sleep(0.2)
+    # The hold saw 41; this item follows 42, so the hold missed one: it asks the backend again.
+    publish(control_port, {"channel": "pm", "id": "43", "prev-id": "42",
+                           "formats": {"http-response": {"body": "skipped ahead\n"}}})
+    resp = read_for(sock, 1.5)
+    assert resp.endswith(b"fresh data after hint\n"), resp
+    asked = [h for p, h in Backend.requests if p == "/hint/pm"]
+    assert asked == [[], ["pm; last-id=41"]], asked
+    sock.close()
+
+
 def test_out_of_order_publishes_are_delivered_in_order_and_duplicates_dropped(stack):
     http_port, control_port = stack
     sock = open_stream(http_port, "/stream/seq")
