@@ -117,6 +117,9 @@ pub struct Want {
     pub gone: Vec<super::gone::GoneRequest>,
 }
 
+/// See `Env::prev_id_conflict`: (channel, prev-id) to whether they conflict.
+pub type PrevIdCheck<'a> = dyn Fn(&str, &str) -> bool + 'a;
+
 /// Shared, read-only context for a call to `process`.
 pub struct Env<'a> {
     pub cfg: &'a ProxyConfig,
@@ -126,7 +129,7 @@ pub struct Env<'a> {
     /// Sequencing state shared by the workers (spec 4.8): given a channel and the prev-id a response
     /// hold names, says whether the channel's last published id differs, clearing it if so. `None`
     /// where nothing is published (tests).
-    pub prev_id_conflict: Option<&'a dyn Fn(&str, &str) -> bool>,
+    pub prev_id_conflict: Option<&'a PrevIdCheck<'a>>,
 }
 
 struct Backend<S> {
