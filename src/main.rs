@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use holdfast::{cli, logging, publish_cli, server};
 
+/// jemalloc gives freed memory back to the system (see README, "Dependencies").
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("publish") {
