@@ -140,6 +140,21 @@ impl InBuf {
         Ok(n)
     }
 
+    /// Like `read_from`, and also says whether the read proved the source drained: it returned less than
+    /// the space it was offered. (Offered space, not `room()`: unread bytes that are not at the front
+    /// leave less contiguous space than `room()` counts, and taking a full read of that smaller space for
+    /// a drained socket left data unread with no edge to come — a stalled transfer.)
+    pub fn read_some<R: Read>(&mut self, r: &mut R) -> io::Result<(usize, bool)> {
+        let spare = self.spare();
+        let offered = spare.len();
+        if offered == 0 {
+            return Ok((0, false));
+        }
+        let n = r.read(spare)?;
+        self.end += n;
+        Ok((n, n < offered))
+    }
+
     fn spare(&mut self) -> &mut [u8] {
         if self.data.len() < self.cap {
             // Allocated once at full size (or taken from the pool) so reads never re-zero memory.
@@ -288,6 +303,25 @@ mod tests {
         assert_eq!(POOL.with(|p| p.borrow().free.len()), 1);
         trim_pool(); // unused for a whole period: freed
         assert_eq!(POOL.with(|p| p.borrow().free.len()), 0);
+    }
+
+    #[test]
+    fn a_read_that_fills_the_offered_space_is_not_taken_for_a_drained_source() {
+        let mut b = InBuf::new(8);
+        let mut src: &[u8] = b"abcdef";
+        assert_eq!(b.read_some(&mut src).unwrap(), (6, true));
+        b.consume(4); // "ef" unread at offset 4: 6 bytes of room, but only 2 contiguous at the end
+        let mut more: &[u8] = b"ghijkl";
+        let (n, drained) = b.read_some(&mut more).unwrap();
+        assert_eq!(n, 2);
+        assert!(!drained, "the source still holds 4 bytes");
+        assert!(
+            b.room() > n,
+            "the old test (n < room) would have called this drained"
+        );
+        let (n, drained) = b.read_some(&mut more).unwrap();
+        assert_eq!((n, drained), (4, false), "compacted, then the rest");
+        assert_eq!(b.data(), b"efghijkl");
     }
 
     #[test]

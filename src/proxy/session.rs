@@ -525,14 +525,13 @@ impl<S: Socket> Session<S> {
                 progress = true;
                 continue;
             }
-            let room = self.client_in.room();
-            match self.client_in.read_from(&mut self.client.sock) {
-                Ok(0) => {
+            match self.client_in.read_some(&mut self.client.sock) {
+                Ok((0, _)) => {
                     self.client_eof = true;
                     progress = true;
                 }
-                Ok(n) => {
-                    if n < room && !self.client.read_closed {
+                Ok((_, drained)) => {
+                    if drained && !self.client.read_closed {
                         // A short read drained the socket; the next arrival raises a new edge. Skipping the read
                         // that would only return WouldBlock saves a system call per request.
                         self.client.readable = false;
@@ -602,14 +601,13 @@ impl<S: Socket> Session<S> {
         }
         let mut progress = false;
         while b.ep.readable && !b.input.is_full() && !b.eof {
-            let room = b.input.room();
-            match b.input.read_from(&mut b.ep.sock) {
-                Ok(0) => {
+            match b.input.read_some(&mut b.ep.sock) {
+                Ok((0, _)) => {
                     b.eof = true;
                     progress = true;
                 }
-                Ok(n) => {
-                    if n < room && !b.ep.read_closed {
+                Ok((_, drained)) => {
+                    if drained && !b.ep.read_closed {
                         b.ep.readable = false; // drained: see read_client
                     }
                     ex.last_progress = now;
