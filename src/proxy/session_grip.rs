@@ -65,6 +65,20 @@ pub(super) struct HoldContext {
     pub links: Option<Box<Links>>,
 }
 
+impl HoldContext {
+    /// What the held phase keeps once the hold has been started from this context.
+    fn into_held_info(self) -> HeldInfo {
+        HeldInfo {
+            method: self.method,
+            target: self.target,
+            route_id: self.route_id,
+            started: self.started,
+            retry: self.retry,
+            links: self.links,
+        }
+    }
+}
+
 impl<S: Socket> Session<S> {
     /// The body of a GRIP response is complete: act on its instructions.
     pub(super) fn on_instruct(
@@ -77,14 +91,9 @@ impl<S: Socket> Session<S> {
         let Phase::Exchange(ex) = &mut self.phase else {
             return;
         };
-        let limits = InstructLimits {
-            subscription_max: env.cfg.subscription_max,
-            filters_max: FILTERS_PER_CHANNEL_MAX,
-        };
-        let inst = match parse_instruct(head.code, &head.reason, &head.headers, &body, &limits) {
+        let inst = match read_instructions(&head, &body, env) {
             Ok(inst) => inst,
-            Err(e) => {
-                let detail = format!("Failed to parse accept instructions: {e}");
+            Err(detail) => {
                 self.fail(env, Failure::BadGateway(detail));
                 return;
             }
@@ -185,17 +194,7 @@ impl<S: Socket> Session<S> {
         if !self.release_backend {
             self.backend = None;
         }
-        self.enter_held(
-            hold,
-            HeldInfo {
-                method: ctx.method,
-                target: ctx.target,
-                route_id: ctx.route_id,
-                started: ctx.started,
-                retry: ctx.retry,
-                links: ctx.links,
-            },
-        );
+        self.enter_held(hold, ctx.into_held_info());
     }
 
     /// The held phase proper, for a new hold or one a next link started.
@@ -221,14 +220,9 @@ impl<S: Socket> Session<S> {
         else {
             return;
         };
-        let limits = InstructLimits {
-            subscription_max: env.cfg.subscription_max,
-            filters_max: FILTERS_PER_CHANNEL_MAX,
-        };
-        let inst = match parse_instruct(head.code, &head.reason, &head.headers, &[], &limits) {
+        let inst = match read_instructions(&head, &[], env) {
             Ok(inst) => inst,
-            Err(e) => {
-                let detail = format!("Failed to parse accept instructions: {e}");
+            Err(detail) => {
                 self.fail(env, Failure::BadGateway(detail));
                 return;
             }
@@ -251,14 +245,7 @@ impl<S: Socket> Session<S> {
             .extend(hold.channels.iter().map(|c| c.name.clone()));
         ex.resp = RespState::PreStream {
             hold: Box::new(hold),
-            info: Box::new(HeldInfo {
-                method: ctx.method,
-                target: ctx.target,
-                route_id: ctx.route_id,
-                started: ctx.started,
-                retry: None,
-                links: ctx.links,
-            }),
+            info: Box::new(ctx.into_held_info()),
             dec,
             backend_keep_alive,
         };
@@ -489,6 +476,16 @@ impl<S: Socket> Session<S> {
             self.phase = Phase::Closed;
         }
     }
+}
+
+/// A GRIP response's instructions, or the 502 detail naming what is wrong with them.
+fn read_instructions(head: &ResponseHead, body: &[u8], env: &Env) -> Result<Instruct, String> {
+    let limits = InstructLimits {
+        subscription_max: env.cfg.subscription_max,
+        filters_max: FILTERS_PER_CHANNEL_MAX,
+    };
+    parse_instruct(head.code, &head.reason, &head.headers, body, &limits)
+        .map_err(|e| format!("Failed to parse accept instructions: {e}"))
 }
 
 /// Everything a hold (or a no-hold response with links) needs to know about the exchange it came from.
