@@ -217,31 +217,16 @@ impl Hold {
                 }
             }
             HoldMode::Stream => {
-                let framing = match client_version {
-                    Version::Http11 => BodyKind::Chunked,
-                    Version::Http10 => BodyKind::CloseDelimited,
-                };
-                // A close-delimited stream can't be followed by another request on the connection.
-                h.keep_alive_conn &= framing == BodyKind::Chunked;
-                let mut headers = std::mem::take(&mut h.headers);
-                remove_headers(&mut headers, "Content-Length");
                 let head = ResponseHead {
                     version: Version::Http11,
                     code: h.code,
                     reason: h.reason.clone(),
-                    headers,
+                    headers: std::mem::take(&mut h.headers),
                 };
-                rewrite::client_response(
-                    &head,
-                    framing,
-                    h.keep_alive_conn,
-                    client_version,
-                    out.vec(),
-                );
-                let mut enc = BodyEncoder::new(framing);
                 let body = std::mem::take(&mut h.body);
-                // Encoding into a fresh chunked/close-delimited encoder can't fail.
-                let _ = enc.encode(&body, out.vec());
+                let (enc, keep_alive_conn) =
+                    begin_stream(&head, &body, client_version, h.keep_alive_conn, out);
+                h.keep_alive_conn = keep_alive_conn;
                 h.encoder = Some(enc);
                 if let Some(ka) = hold.keep_alive {
                     h.keep_alive_at = Some(now + Duration::from_secs(ka.timeout_secs));
@@ -624,6 +609,29 @@ impl Hold {
         }
         Outcome::Held
     }
+}
+
+/// Start a streamed client response: the head (no `Content-Length`; chunked for HTTP/1.1, close-delimited
+/// for HTTP/1.0) and the first body bytes. Returns the body encoder to continue with, and whether the
+/// connection may carry another request afterwards (a close-delimited stream ends it).
+pub fn begin_stream(
+    head: &ResponseHead,
+    body: &[u8],
+    client_version: Version,
+    keep_alive: bool,
+    out: &mut OutBuf,
+) -> (BodyEncoder, bool) {
+    let framing = match client_version {
+        Version::Http11 => BodyKind::Chunked,
+        Version::Http10 => BodyKind::CloseDelimited,
+    };
+    let keep_alive_conn = keep_alive && framing == BodyKind::Chunked;
+    // client_response drops Content-Length and Transfer-Encoding for these framings.
+    rewrite::client_response(head, framing, keep_alive_conn, client_version, out.vec());
+    let mut enc = BodyEncoder::new(framing);
+    // Encoding into a fresh chunked/close-delimited encoder can't fail.
+    let _ = enc.encode(body, out.vec());
+    (enc, keep_alive_conn)
 }
 
 /// `var-subst`: replace `%(name)s` with the subscription meta value `name` (empty if unset); `%%` is `%`.

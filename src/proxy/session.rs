@@ -178,6 +178,23 @@ enum RespState {
     Done,
 }
 
+impl RespState {
+    /// Collect a GRIP response's body (framed as `kind`) to read it as instructions.
+    fn instruct(head: ResponseHead, kind: BodyKind) -> RespState {
+        RespState::Instruct {
+            backend_keep_alive: backend_reusable(&head, kind),
+            dec: BodyDecoder::new(kind, ChunkLimits::default()),
+            body: Vec::new(),
+            head,
+        }
+    }
+}
+
+/// Whether a backend connection may carry another request after this response (framed as `kind`).
+fn backend_reusable(head: &ResponseHead, kind: BodyKind) -> bool {
+    head.keep_alive() && kind != BodyKind::CloseDelimited
+}
+
 /// One request being proxied to a backend.
 struct Exchange {
     head: RequestHead,

@@ -348,15 +348,10 @@ impl<S: Socket> Session<S> {
                         }
                     }
                     if dec.is_done() && enc.is_finished() {
-                        let reusable =
-                            *backend_keep_alive && b.input.is_empty() && !b.eof && ex.req_done;
+                        let backend_keep_alive = *backend_keep_alive;
                         ex.resp = RespState::Done;
                         ex.last_progress = now;
-                        if reusable {
-                            self.release_backend = true;
-                        } else {
-                            self.backend = None;
-                        }
+                        self.end_backend_response(backend_keep_alive);
                         return true;
                     }
                     if b.eof && b.input.is_empty() {
@@ -370,10 +365,7 @@ impl<S: Socket> Session<S> {
                     return progress;
                 }
                 RespState::Instruct {
-                    dec,
-                    body,
-                    backend_keep_alive,
-                    head,
+                    dec, body, head, ..
                 } => {
                     loop {
                         let data = b.input.data();
@@ -422,27 +414,20 @@ impl<S: Socket> Session<S> {
                     if !dec.is_done() {
                         return progress;
                     }
-                    let reusable =
-                        *backend_keep_alive && b.input.is_empty() && !b.eof && ex.req_done;
-                    let RespState::Instruct { head, body, .. } =
-                        std::mem::replace(&mut ex.resp, RespState::Done)
+                    let RespState::Instruct {
+                        head,
+                        body,
+                        backend_keep_alive,
+                        ..
+                    } = std::mem::replace(&mut ex.resp, RespState::Done)
                     else {
                         return true;
                     };
-                    if reusable {
-                        self.release_backend = true;
-                    } else {
-                        self.backend = None;
-                    }
+                    self.end_backend_response(backend_keep_alive);
                     self.on_instruct(head, body, now, env);
                     return true;
                 }
-                RespState::PreStream {
-                    hold,
-                    dec,
-                    backend_keep_alive,
-                    ..
-                } => {
+                RespState::PreStream { hold, dec, .. } => {
                     while self.client_out.len() < OUT_QUEUE_MAX && !dec.is_done() {
                         let room = OUT_QUEUE_MAX - self.client_out.len();
                         let data = b.input.data();
@@ -473,23 +458,37 @@ impl<S: Socket> Session<S> {
                     if !dec.is_done() {
                         return progress;
                     }
-                    let reusable =
-                        *backend_keep_alive && b.input.is_empty() && !b.eof && ex.req_done;
-                    let RespState::PreStream { hold, info, .. } =
-                        std::mem::replace(&mut ex.resp, RespState::Done)
+                    let RespState::PreStream {
+                        hold,
+                        info,
+                        backend_keep_alive,
+                        ..
+                    } = std::mem::replace(&mut ex.resp, RespState::Done)
                     else {
                         return true;
                     };
-                    if reusable {
-                        self.release_backend = true;
-                    } else {
-                        self.backend = None;
-                    }
+                    self.end_backend_response(backend_keep_alive);
                     self.enter_held_subscribed(*hold, *info);
                     return true;
                 }
                 RespState::Done => return progress,
             }
+        }
+    }
+
+    /// The backend's response is fully read: its connection goes back to the pool when it may carry
+    /// another request (the response allowed it, nothing more was sent or read, the request went out
+    /// whole), else it is closed.
+    fn end_backend_response(&mut self, backend_keep_alive: bool) {
+        let clean = self
+            .backend
+            .as_ref()
+            .is_some_and(|b| b.input.is_empty() && !b.eof);
+        let req_done = matches!(&self.phase, Phase::Exchange(ex) if ex.req_done);
+        if backend_keep_alive && clean && req_done {
+            self.release_backend = true;
+        } else {
+            self.backend = None;
         }
     }
 
@@ -513,12 +512,7 @@ impl<S: Socket> Session<S> {
                 return Ok(());
             }
             ex.status = resp.code;
-            ex.resp = RespState::Instruct {
-                backend_keep_alive: resp.keep_alive() && kind != BodyKind::CloseDelimited,
-                dec: BodyDecoder::new(kind, ChunkLimits::default()),
-                body: Vec::new(),
-                head: resp,
-            };
+            ex.resp = RespState::instruct(resp, kind);
             return Ok(());
         }
         let framing = rewrite::client_framing(kind, ex.head.version);
@@ -545,7 +539,7 @@ impl<S: Socket> Session<S> {
         ex.resp = RespState::Body {
             dec: BodyDecoder::new(kind, ChunkLimits::default()),
             enc: BodyEncoder::new(framing),
-            backend_keep_alive: resp.keep_alive() && kind != BodyKind::CloseDelimited,
+            backend_keep_alive: backend_reusable(&resp, kind),
         };
         Ok(())
     }

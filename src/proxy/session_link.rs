@@ -12,7 +12,7 @@ use super::*;
 use crate::grip::{HoldMode, Instruct, NextLink};
 use crate::http1::Header;
 use crate::proxy::gone::GoneRequest;
-use crate::proxy::hold::Hold;
+use crate::proxy::hold::{begin_stream, Hold};
 use crate::proxy::link::{resolve_link, LinkTarget};
 
 /// Failed next-link fetches retried before the stream ends (Pushpin's count).
@@ -97,29 +97,14 @@ impl<S: Socket> Session<S> {
         keep_alive: bool,
         now: Instant,
     ) {
-        let framing = match version {
-            Version::Http11 => BodyKind::Chunked,
-            Version::Http10 => BodyKind::CloseDelimited,
-        };
-        let keep_alive_conn = keep_alive && framing == BodyKind::Chunked;
-        let mut headers = inst.headers;
-        crate::http1::remove_headers(&mut headers, "Content-Length");
-        crate::http1::remove_headers(&mut headers, "Transfer-Encoding");
         let head = ResponseHead {
             version: Version::Http11,
             code: inst.code,
             reason: inst.reason,
-            headers,
+            headers: inst.headers,
         };
-        rewrite::client_response(
-            &head,
-            framing,
-            keep_alive_conn,
-            version,
-            self.client_out.vec(),
-        );
-        let mut encoder = BodyEncoder::new(framing);
-        let _ = encoder.encode(&inst.body, self.client_out.vec());
+        let (encoder, keep_alive_conn) =
+            begin_stream(&head, &inst.body, version, keep_alive, &mut self.client_out);
         let fetch = LinkFetch {
             links,
             encoder,
@@ -225,14 +210,9 @@ impl<S: Socket> Session<S> {
             self.link_failed(&format!("next link answered {}", resp.code));
             return Ok(());
         }
-        let backend_keep_alive = resp.keep_alive() && kind != BodyKind::CloseDelimited;
+        let backend_keep_alive = backend_reusable(&resp, kind);
         if is_grip_response(&resp.headers) {
-            ex.resp = RespState::Instruct {
-                backend_keep_alive,
-                dec: BodyDecoder::new(kind, ChunkLimits::default()),
-                body: Vec::new(),
-                head: resp,
-            };
+            ex.resp = RespState::instruct(resp, kind);
             return Ok(());
         }
         let Some(fetch) = ex.link.as_mut() else {
