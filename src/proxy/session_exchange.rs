@@ -20,6 +20,10 @@ pub(super) struct ExchangeStart {
 
 impl Exchange {
     pub(super) fn new(start: ExchangeStart) -> Exchange {
+        // Only a request a GRIP answer could hold needs its body kept for a retry.
+        let keep_body = start.req_kind != BodyKind::None
+            && !start.trusted
+            && !start.router.table().routes()[start.route_idx].no_grip;
         Exchange {
             req_dec: BodyDecoder::new(start.req_kind, ChunkLimits::default()),
             req_enc: BodyEncoder::new(start.req_kind),
@@ -47,7 +51,7 @@ impl Exchange {
             trusted: start.trusted,
             grip_last: start.grip_last,
             link: None,
-            req_copy: (start.req_kind != BodyKind::None).then(Vec::new),
+            req_copy: keep_body.then(Vec::new),
             retry_body: None,
             prev_id_retried: false,
         }
@@ -219,10 +223,6 @@ impl<S: Socket> Session<S> {
         };
         if !b.connected || !ex.head_queued || ex.req_done {
             return false;
-        }
-        let no_grip = ex.router.table().routes()[ex.route_idx].no_grip || ex.trusted;
-        if no_grip {
-            ex.req_copy = None;
         }
         match pump(
             &mut ex.req_dec,

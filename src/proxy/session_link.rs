@@ -19,6 +19,7 @@ use crate::proxy::link::{resolve_link, LinkTarget};
 const LINK_RETRIES_MAX: u32 = 5;
 
 /// Where a session's links resolve and how they are routed: the original request's authority and route.
+#[derive(Clone)]
 pub(super) struct LinkBase {
     pub router: Arc<Router>,
     pub route_idx: usize,
@@ -401,16 +402,7 @@ impl<S: Socket> Session<S> {
     pub(super) fn queue_gone(&mut self, links: &Links) {
         if let Some(url) = &links.gone {
             self.pending_gone.push(PendingGone {
-                base: LinkBase {
-                    router: Arc::clone(&links.base.router),
-                    route_idx: links.base.route_idx,
-                    candidates: links.base.candidates.clone(),
-                    tls: links.base.tls,
-                    host: links.base.host.clone(),
-                    target: links.base.target.clone(),
-                    prefix: String::new(),
-                    implicit: Vec::new(),
-                },
+                base: links.base.clone(),
                 url: url.clone(),
             });
         }
