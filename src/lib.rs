@@ -19,3 +19,4 @@ pub mod routes;
 pub mod server;
 #[cfg(test)]
 mod test_rng;
+pub mod websocket;
