@@ -13,6 +13,9 @@ use crate::http1::{
 };
 use crate::routes::{Route, Target, TargetKind};
 
+/// The media type of WebSocket-over-HTTP bodies, compared whole (spec 6.2: a parameter makes it a mismatch).
+pub const WEBSOCKET_EVENTS: &str = "application/websocket-events";
+
 /// Prefix Pushpin uses to mark a copy of an original client header (route option `orig_headers`).
 const ORIG_HEADER_MARK: &str = "eb9bf0f5-";
 
@@ -31,6 +34,40 @@ pub struct RequestContext<'a> {
     pub grip_sig: Option<&'a str>,
     /// (channel, last id) pairs: one `Grip-Last` header each, on requests retried after a hold.
     pub grip_last: &'a [(String, String)],
+    /// The request is part of a client's WebSocket session (spec 6.1, 6.2); `None` for ordinary requests.
+    pub ws: Option<WsForward<'a>>,
+}
+
+/// How a client's WebSocket handshake becomes a backend request.
+#[derive(Debug, Clone, Copy)]
+pub enum WsForward<'a> {
+    /// Passthrough (spec 6.1): the backend gets a handshake of its own, with this key, offering the GRIP
+    /// extension when `grip` is set. The client's extension offers are not forwarded: holdfast relays frames
+    /// and negotiates no extension with either side.
+    Handshake { key: &'a str, grip: bool },
+    /// WebSocket-over-HTTP (spec 6.2): a POST whose body (`ctx.body`, a known length) holds events.
+    OverHttp {
+        connection_id: &'a str,
+        /// Meta set by the backend with `Set-Meta-*`, echoed as `Meta-*`.
+        meta: &'a [(String, String)],
+        /// `Content-Bytes-Replayed`: content bytes re-sent after a partial acceptance.
+        replayed: usize,
+        grip: bool,
+    },
+}
+
+/// Request fields WebSocket-over-HTTP replaces with its own (spec 6.2), besides hop-by-hop ones.
+fn woh_replaced(name: &str) -> bool {
+    [
+        "Accept",
+        "Connection-Id",
+        "Content-Length",
+        "Content-Type",
+        "Sec-WebSocket-Extensions",
+    ]
+    .iter()
+    .any(|r| name.eq_ignore_ascii_case(r))
+        || starts_with_ignore_case(name, "Meta-")
 }
 
 fn name_is(h: &Header, name: &str) -> bool {
@@ -73,7 +110,15 @@ pub fn backend_request(head: &RequestHead, ctx: &RequestContext, out: &mut Vec<u
                     || n.eq_ignore_ascii_case("X-Forwarded-Protocol")))
             // GRIP routes must see uncompressed responses: instructions and held bodies are parsed and
             // published data is appended to them. Pushpin strips it the same way.
-            || (!ctx.route.no_grip && n.eq_ignore_ascii_case("Accept-Encoding")))
+            || (!ctx.route.no_grip && n.eq_ignore_ascii_case("Accept-Encoding"))
+            || match ctx.ws {
+                None => false,
+                Some(WsForward::Handshake { .. }) => {
+                    n.eq_ignore_ascii_case("Sec-WebSocket-Key")
+                        || n.eq_ignore_ascii_case("Sec-WebSocket-Extensions")
+                }
+                Some(WsForward::OverHttp { .. }) => woh_replaced(n),
+            })
     }));
 
     if ctx.route.orig_headers {
@@ -159,6 +204,42 @@ pub fn backend_request(head: &RequestHead, ctx: &RequestContext, out: &mut Vec<u
         );
     }
 
+    let mut method = head.method.as_str();
+    match ctx.ws {
+        None => {}
+        Some(WsForward::Handshake { key, grip }) => {
+            headers.push("Upgrade", b"websocket");
+            headers.push("Connection", b"Upgrade");
+            headers.push("Sec-WebSocket-Key", key.as_bytes());
+            if grip {
+                headers.push("Sec-WebSocket-Extensions", b"grip");
+            }
+        }
+        Some(WsForward::OverHttp {
+            connection_id,
+            meta,
+            replayed,
+            grip,
+        }) => {
+            method = "POST";
+            if grip {
+                headers.push("Sec-WebSocket-Extensions", b"grip");
+            }
+            headers.push("Accept", WEBSOCKET_EVENTS.as_bytes());
+            headers.push("Connection-Id", connection_id.as_bytes());
+            headers.push("Content-Type", WEBSOCKET_EVENTS.as_bytes());
+            for (name, value) in meta {
+                headers.push_owned(format!("Meta-{name}"), value.as_bytes().to_vec());
+            }
+            if replayed > 0 {
+                headers.push_owned(
+                    "Content-Bytes-Replayed".into(),
+                    replayed.to_string().into_bytes(),
+                );
+            }
+        }
+    }
+
     match ctx.body {
         BodyKind::Length(n) => {
             headers.set("Content-Length", Cow::Owned(n.to_string().into_bytes()))
@@ -167,7 +248,7 @@ pub fn backend_request(head: &RequestHead, ctx: &RequestContext, out: &mut Vec<u
         BodyKind::None | BodyKind::CloseDelimited => {}
     }
 
-    out.extend_from_slice(head.method.as_bytes());
+    out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     if ctx.route.path_rem == 0 && ctx.route.replace_beg.is_none() && head.target.starts_with('/') {
         // The common case: the target goes to the backend as the client wrote it.
@@ -480,5 +561,129 @@ mod tests {
                 .map(|h| String::from_utf8(h.value.clone()).unwrap());
             assert_eq!(got.as_deref(), *want, "{rules:?} {input:?}");
         }
+    }
+
+    fn forwarded(head: &[u8], routes: &str, ws: Option<WsForward>, body: BodyKind) -> String {
+        let cfg = ProxyConfig::from_settings(&crate::config::Settings::defaults()).unwrap();
+        let (table, _) = crate::routes::RouteTable::parse(routes, "test").unwrap();
+        let route = &table.routes()[0];
+        let (head, _) = crate::http1::parse_request_head(head, &cfg.client_head)
+            .unwrap()
+            .unwrap();
+        let ctx = RequestContext {
+            cfg: &cfg,
+            route,
+            target: &route.targets[0],
+            peer: "10.0.0.9".parse().unwrap(),
+            tls: false,
+            body,
+            trusted: false,
+            grip_sig: Some("tok"),
+            grip_last: &[],
+            ws,
+        };
+        let mut out = Vec::new();
+        backend_request(&head, &ctx, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    const CLIENT_HANDSHAKE: &[u8] =
+        b"GET /chat?x=1 HTTP/1.1\r\nHost: h.test\r\nUpgrade: websocket\r\n\
+        Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, superchat\r\n\
+        Sec-WebSocket-Extensions: permessage-deflate\r\nCookie: a=b\r\nMeta-User: mallory\r\n\r\n";
+
+    fn fields(text: &str) -> Vec<(String, String)> {
+        text.split("\r\n")
+            .skip(1)
+            .filter_map(|l| l.split_once(": "))
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+            .collect()
+    }
+
+    fn values<'f>(fields: &'f [(String, String)], name: &str) -> Vec<&'f str> {
+        fields
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn passthrough_handshake_gets_its_own_key_and_offers_only_grip() {
+        let ws = WsForward::Handshake {
+            key: "AAAAAAAAAAAAAAAAAAAAAA==",
+            grip: true,
+        };
+        let text = forwarded(
+            CLIENT_HANDSHAKE,
+            "* 127.0.0.1:1\n",
+            Some(ws),
+            BodyKind::None,
+        );
+        assert!(text.starts_with("GET /chat?x=1 HTTP/1.1\r\n"), "{text}");
+        let f = fields(&text);
+        assert_eq!(
+            values(&f, "sec-websocket-key"),
+            ["AAAAAAAAAAAAAAAAAAAAAA=="]
+        );
+        assert_eq!(values(&f, "sec-websocket-extensions"), ["grip"]);
+        assert_eq!(values(&f, "upgrade"), ["websocket"]);
+        assert_eq!(values(&f, "connection"), ["Upgrade"]);
+        assert_eq!(values(&f, "sec-websocket-protocol"), ["chat, superchat"]);
+        assert_eq!(values(&f, "sec-websocket-version"), ["13"]);
+        assert_eq!(values(&f, "grip-sig"), ["tok"]);
+        assert_eq!(values(&f, "cookie"), ["a=b"]);
+    }
+
+    #[test]
+    fn passthrough_handshake_without_grip_offers_no_extension() {
+        let ws = WsForward::Handshake {
+            key: "AAAAAAAAAAAAAAAAAAAAAA==",
+            grip: false,
+        };
+        let text = forwarded(
+            CLIENT_HANDSHAKE,
+            "* 127.0.0.1:1\n",
+            Some(ws),
+            BodyKind::None,
+        );
+        assert!(
+            values(&fields(&text), "sec-websocket-extensions").is_empty(),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn over_http_request_is_a_post_of_events_with_meta_and_connection_id() {
+        let meta = [("User".to_string(), "alice".to_string())];
+        let ws = WsForward::OverHttp {
+            connection_id: "cid-1",
+            meta: &meta,
+            replayed: 7,
+            grip: true,
+        };
+        let text = forwarded(
+            CLIENT_HANDSHAKE,
+            "* 127.0.0.1:1,over_http\n",
+            Some(ws),
+            BodyKind::Length(6),
+        );
+        assert!(text.starts_with("POST /chat?x=1 HTTP/1.1\r\n"), "{text}");
+        let f = fields(&text);
+        assert_eq!(values(&f, "content-type"), [WEBSOCKET_EVENTS]);
+        assert_eq!(values(&f, "accept"), [WEBSOCKET_EVENTS]);
+        assert_eq!(values(&f, "connection-id"), ["cid-1"]);
+        assert_eq!(values(&f, "content-length"), ["6"]);
+        assert_eq!(values(&f, "content-bytes-replayed"), ["7"]);
+        // The client's own Meta-* claims never reach the backend; only the backend's meta does.
+        assert_eq!(values(&f, "meta-user"), ["alice"]);
+        assert_eq!(values(&f, "sec-websocket-extensions"), ["grip"]);
+        assert!(values(&f, "upgrade").is_empty() && values(&f, "connection").is_empty());
+        assert_eq!(
+            values(&f, "sec-websocket-key"),
+            ["dGhlIHNhbXBsZSBub25jZQ=="]
+        );
+        assert_eq!(values(&f, "grip-sig"), ["tok"]);
     }
 }

@@ -142,6 +142,7 @@ impl<S: Socket> Session<S> {
             trusted: ex.trusted,
             grip_sig: grip_sig.as_deref(),
             grip_last: &ex.grip_last,
+            ws: None,
         };
         b.output.clear();
         rewrite::backend_request(&ex.head, &ctx, b.output.vec());

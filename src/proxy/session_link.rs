@@ -479,6 +479,7 @@ impl<S: Socket> Session<S> {
                 trusted: false,
                 grip_sig: grip_sig.as_deref(),
                 grip_last: &[],
+                ws: None,
             };
             let mut request = Vec::new();
             rewrite::backend_request(&head, &ctx, &mut request);
