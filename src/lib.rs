@@ -14,6 +14,7 @@ pub mod logging;
 pub mod proxy;
 pub mod publish;
 pub mod publish_cli;
+pub mod rand;
 pub mod reactor;
 pub mod routes;
 pub mod server;
