@@ -1,6 +1,7 @@
 //! GRIP protocol cores, sans-IO: instruction parsing (`instruct`), the header-parameter grammar it uses
 //! (`params`), the Grip-Sig JWT (`sig`), and a worker's channel index (`subscriptions`).
 
+mod filters;
 mod instruct;
 mod jsonpatch;
 mod params;
@@ -9,6 +10,7 @@ mod sequencer;
 mod sig;
 mod subscriptions;
 
+pub use filters::{passes_filters, CONTENT_FILTERS};
 pub use instruct::{
     is_grip_response, parse_instruct, reason_phrase, Channel, Hold, HoldMode, Instruct,
     InstructError, InstructLimits, KeepAlive, KeepAliveMode, NextLink, DEFAULT_HOLD_TIMEOUT_SECS,

@@ -25,8 +25,6 @@ use crate::publish::{Action, Item};
 
 /// Published messages a held connection may queue before the oldest is dropped.
 pub const HELD_QUEUE_MAX: usize = 1024;
-/// Filters Pushpin knows; other names are ignored, as Pushpin does.
-const CONTENT_FILTERS: [&str; 2] = ["build-id", "var-subst"];
 
 /// One channel of a hold, with the name as published to (route prefix applied).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,40 +347,6 @@ impl Hold {
         item: &Item,
         subscribed: &dyn Fn(&str) -> bool,
     ) -> bool {
-        let filters = &self.channels[channel].filters;
-        let sub_meta = |k: &str| {
-            self.meta
-                .iter()
-                .find(|(mk, _)| mk == k)
-                .map(|(_, v)| v.as_str())
-        };
-        let pub_meta = |k: &str| {
-            item.meta
-                .iter()
-                .find(|(mk, _)| mk == k)
-                .map(|(_, v)| v.as_str())
-        };
-        for f in filters {
-            let keep = match f.as_str() {
-                "skip-self" => match (sub_meta("user"), pub_meta("sender")) {
-                    (Some(u), Some(s)) => u != s,
-                    _ => true,
-                },
-                "skip-users" => match (sub_meta("user"), pub_meta("skip_users")) {
-                    (Some(u), Some(list)) => !list.split(',').any(|x| x.trim() == u),
-                    _ => true,
-                },
-                "require-sub" => match pub_meta("require_sub") {
-                    Some(ch) => subscribed(ch),
-                    None => true,
-                },
-                _ => true,
-            };
-            if !keep {
-                return false;
-            }
-        }
-        // content-filters: deliver only to subscriptions whose content-affecting filters match exactly.
         let content_filters = match self.mode {
             HoldMode::Response => item
                 .http_response
@@ -393,16 +357,13 @@ impl Hold {
                 .as_ref()
                 .and_then(|f| f.content_filters.as_ref()),
         };
-        if let Some(wanted) = content_filters {
-            let ours: Vec<&String> = filters
-                .iter()
-                .filter(|f| CONTENT_FILTERS.contains(&f.as_str()))
-                .collect();
-            if ours.len() != wanted.len() || ours.iter().zip(wanted).any(|(a, b)| *a != b) {
-                return false;
-            }
-        }
-        true
+        crate::grip::passes_filters(
+            &self.channels[channel].filters,
+            &self.meta,
+            item,
+            content_filters,
+            subscribed,
+        )
     }
 
     /// Apply the channel's content-rewriting filters (`var-subst`) to a message.
