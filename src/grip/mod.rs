@@ -11,6 +11,8 @@ mod sig;
 mod subscriptions;
 
 pub use filters::{passes_filters, CONTENT_FILTERS};
+/// Standard base64 with optional padding, as GRIP's backend-facing formats take it (WebSocket control messages too).
+pub(crate) use instruct::decode_base64;
 pub use instruct::{
     is_grip_response, parse_instruct, reason_phrase, Channel, Hold, HoldMode, Instruct,
     InstructError, InstructLimits, KeepAlive, KeepAliveMode, NextLink, DEFAULT_HOLD_TIMEOUT_SECS,

@@ -1,2 +1,6 @@
 //! WebSocket (RFC 6455), sans-IO: frame codec, message protocol, handshakes, the WebSocket-over-HTTP event
 //! format and GRIP control messages. Nothing here touches a socket; the reactor moves the bytes.
+
+pub mod control;
+pub mod events;
+pub mod handshake;
