@@ -61,12 +61,13 @@ const SEC_WEBSOCKET_ACCEPT: &str = "Sec-WebSocket-Accept";
 
 /// `Sec-WebSocket-Accept` for `key`: base64(SHA-1(key ‖ [`WS_GUID`])) (RFC 6455 4.2.2 item 5.4).
 pub fn accept_key(key: &[u8]) -> [u8; WS_ACCEPT_MAX] {
+    use sha1::Digest;
     let mut hash = sha1::Sha1::new();
     hash.update(key);
     hash.update(WS_GUID.as_bytes());
     let mut out = [0u8; WS_ACCEPT_MAX];
     // 20 bytes always encode to exactly 28 characters, so the buffer fits and the error arm is unreachable.
-    let _ = STANDARD.encode_slice(hash.finish(), &mut out);
+    let _ = STANDARD.encode_slice(hash.finalize(), &mut out);
     out
 }
 
@@ -506,107 +507,6 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
     bytes.get(start..end).unwrap_or(&[])
 }
 
-/// SHA-1 (FIPS 180-4 section 6.1), streaming so the key and the GUID need not be joined first.
-mod sha1 {
-    const H0: [u32; 5] = [
-        0x6745_2301,
-        0xefcd_ab89,
-        0x98ba_dcfe,
-        0x1032_5476,
-        0xc3d2_e1f0,
-    ];
-
-    pub(super) struct Sha1 {
-        state: [u32; 5],
-        block: [u8; 64],
-        /// Bytes of `block` in use; always below 64 between calls.
-        filled: usize,
-        /// Message length so far in bytes (the padding encodes it in bits, modulo 2^64).
-        len: u64,
-    }
-
-    impl Sha1 {
-        pub(super) fn new() -> Self {
-            Sha1 {
-                state: H0,
-                block: [0; 64],
-                filled: 0,
-                len: 0,
-            }
-        }
-
-        pub(super) fn update(&mut self, data: &[u8]) {
-            self.len = self.len.wrapping_add(data.len() as u64);
-            self.absorb(data);
-        }
-
-        fn absorb(&mut self, mut data: &[u8]) {
-            while !data.is_empty() {
-                let take = (64 - self.filled).min(data.len());
-                let (head, rest) = data.split_at(take);
-                if let Some(dst) = self.block.get_mut(self.filled..self.filled + take) {
-                    dst.copy_from_slice(head);
-                }
-                self.filled += take;
-                data = rest;
-                if self.filled == 64 {
-                    compress(&mut self.state, &self.block);
-                    self.filled = 0;
-                }
-            }
-        }
-
-        pub(super) fn finish(mut self) -> [u8; 20] {
-            // 5.1.1: a 1 bit, zeros up to 56 bytes mod 64, then the length in bits as a 64-bit big-endian number.
-            let bits = self.len.wrapping_mul(8);
-            self.absorb(&[0x80]);
-            let zeros = (64 + 56 - self.filled) % 64;
-            self.absorb(&[0u8; 64][..zeros]);
-            self.absorb(&bits.to_be_bytes());
-            let mut out = [0u8; 20];
-            for (dst, word) in out.chunks_exact_mut(4).zip(self.state) {
-                dst.copy_from_slice(&word.to_be_bytes());
-            }
-            out
-        }
-    }
-
-    /// 6.1.2 step 1–4 for one 512-bit block.
-    fn compress(state: &mut [u32; 5], block: &[u8; 64]) {
-        let mut w = [0u32; 80];
-        for (slot, bytes) in w.iter_mut().zip(block.chunks_exact(4)) {
-            *slot = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        }
-        for t in 16..80 {
-            w[t] = (w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16]).rotate_left(1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = *state;
-        for (t, wt) in w.iter().enumerate() {
-            // 4.1.1 functions and 4.2.1 constants by round.
-            let (f, k) = match t {
-                0..=19 => ((b & c) | (!b & d), 0x5a82_7999),
-                20..=39 => (b ^ c ^ d, 0x6ed9_eba1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8f1b_bcdc),
-                _ => (b ^ c ^ d, 0xca62_c1d6),
-            };
-            let temp = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*wt);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = temp;
-        }
-        for (s, v) in state.iter_mut().zip([a, b, c, d, e]) {
-            *s = s.wrapping_add(v);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -651,45 +551,6 @@ mod tests {
             .map(|(n, v)| Header::new(n, v.as_bytes()))
             .collect()
     }
-
-    fn sha1_hex(parts: &[&[u8]]) -> String {
-        let mut h = sha1::Sha1::new();
-        for p in parts {
-            h.update(p);
-        }
-        h.finish().iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    #[test]
-    fn sha1_fips_vectors() {
-        let million_a = vec![b'a'; 1_000_000];
-        let cases: &[(&[u8], &str)] = &[
-            (b"", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
-            (b"abc", "a9993e364706816aba3e25717850c26c9cd0d89d"),
-            (
-                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-                "84983e441c3bd26ebaae4aa1f95129e5e54670f1",
-            ),
-            (&million_a, "34aa973cd4c4daa4f61eeb2bdbad27316534016f"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(sha1_hex(&[input]), *want, "len {}", input.len());
-        }
-    }
-
-    #[test]
-    fn sha1_streaming_matches_one_shot_at_every_split() {
-        // 0..=130 crosses the 55/56/64-byte padding boundaries and a second block.
-        let data: Vec<u8> = (0..130u8).collect();
-        for len in 0..=data.len() {
-            let whole = sha1_hex(&[&data[..len]]);
-            for cut in 0..=len {
-                let parts: [&[u8]; 2] = [&data[..cut], &data[cut..len]];
-                assert_eq!(sha1_hex(&parts), whole, "{len}/{cut}");
-            }
-        }
-    }
-
     #[test]
     fn accept_and_client_keys() {
         assert_eq!(&accept_key(KEY.as_bytes()), ACCEPT.as_bytes());
