@@ -1,2 +1,5 @@
 //! WebSocket (RFC 6455), sans-IO: frame codec, message protocol, handshakes, the WebSocket-over-HTTP event
 //! format and GRIP control messages. Nothing here touches a socket; the reactor moves the bytes.
+
+pub mod frame;
+pub mod limits;
