@@ -3,3 +3,4 @@
 
 pub mod frame;
 pub mod limits;
+pub mod utf8;
