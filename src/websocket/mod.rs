@@ -4,4 +4,5 @@
 pub mod close;
 pub mod frame;
 pub mod limits;
+pub mod state;
 pub mod utf8;
