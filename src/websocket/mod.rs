@@ -6,3 +6,4 @@ pub mod frame;
 pub mod limits;
 pub mod state;
 pub mod utf8;
+pub mod writer;
