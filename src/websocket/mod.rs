@@ -4,6 +4,7 @@
 pub mod close;
 pub mod frame;
 pub mod limits;
+pub mod reader;
 pub mod state;
 pub mod utf8;
 pub mod writer;
