@@ -1,6 +1,7 @@
 //! WebSocket (RFC 6455), sans-IO: frame codec, message protocol, handshakes, the WebSocket-over-HTTP event
 //! format and GRIP control messages. Nothing here touches a socket; the reactor moves the bytes.
 
+pub mod assemble;
 pub mod close;
 pub mod frame;
 pub mod limits;
