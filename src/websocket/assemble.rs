@@ -30,6 +30,8 @@ pub struct Assembler {
     buf: Vec<u8>,
     /// The message being collected (set by its first frame's header).
     kind: Option<MessageKind>,
+    /// Set once a message overshot; every later call reports it again, as the reader does.
+    failed: Option<ProtocolError>,
 }
 
 impl Assembler {
@@ -40,13 +42,18 @@ impl Assembler {
             max_message,
             buf: Vec::new(),
             kind: None,
+            failed: None,
         }
     }
 
     /// Take the next event from the reader, in order. Returns the message that `event` completes, if
     /// any. Ping, Pong and Close are not message data: they return `Ok(None)` and stay the caller's to
-    /// handle. Panics if events come out of the order the reader produces them in (a caller bug).
+    /// handle. After an error every call returns it again. Panics if events come out of the order the
+    /// reader produces them in (a caller bug).
     pub fn push<'a>(&'a mut self, event: Event<'a>) -> Result<Option<Message<'a>>, ProtocolError> {
+        if let Some(err) = self.failed {
+            return Err(err);
+        }
         match event {
             Event::DataFrame {
                 kind, first, len, ..
@@ -59,8 +66,9 @@ impl Assembler {
                 // from multiple frames MUST protect themselves against exceeding those limits."
                 let total = (self.buf.len() as u64).saturating_add(len);
                 if total > self.max_message as u64 {
-                    self.kind = None;
-                    return Err(ProtocolError::too_big("message too big"));
+                    let err = ProtocolError::too_big("message too big");
+                    self.failed = Some(err);
+                    return Err(err);
                 }
                 Ok(None)
             }
@@ -231,6 +239,26 @@ mod tests {
             assemble(&wire, 3, 100),
             Err(ProtocolError::too_big("message too big"))
         );
+    }
+
+    #[test]
+    fn errors_are_sticky() {
+        let mut asm = Assembler::new(4);
+        let frame = |first, len| Event::DataFrame {
+            kind: MessageKind::Text,
+            first,
+            fin: true,
+            len,
+        };
+        let too_big = Err(ProtocolError::too_big("message too big"));
+        assert_eq!(asm.push(frame(true, 5)), too_big);
+        let piece = Event::Payload {
+            data: b"12345",
+            frame_end: true,
+            message_end: true,
+        };
+        assert_eq!(asm.push(piece), too_big);
+        assert_eq!(asm.push(frame(true, 1)), too_big);
     }
 
     #[test]
