@@ -26,4 +26,5 @@ python3 -m pytest -q -p no:cacheprovider \
   tests/test_grip_sig.py \
   tests/test_longpoll.py \
   tests/test_stream.py \
-  tests/test_publish_api.py
+  tests/test_publish_api.py \
+  tests/test_ws_passthrough.py

@@ -97,6 +97,11 @@ impl InBuf {
         &self.data[self.start..self.end]
     }
 
+    /// The buffered bytes, for parsers that work in place (WebSocket unmasking).
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.data[self.start..self.end]
+    }
+
     /// Drop `n` bytes from the front.
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.len());

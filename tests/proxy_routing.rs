@@ -100,15 +100,14 @@ fn proto_condition_separates_http_from_websocket() {
     let upgrade = b"GET /sock HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
                     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     let resp = fetch(hf.port, upgrade);
-    // WebSocket proxying is not implemented: the ws route is chosen and answered locally.
-    assert_eq!(resp.status, 501);
-    assert_eq!(resp.text(), "WebSocket proxying is not supported yet\n");
+    // The ws route's backend gets the handshake; a plain HTTP answer is relayed as the rejection.
+    assert_eq!((resp.status, resp.text()), (200, "ws".to_string()));
     assert_eq!(
         http.request_count(),
         1,
         "the http-only route never sees a WebSocket request"
     );
-    assert_eq!(ws.request_count(), 0);
+    assert_eq!(ws.request_count(), 1);
 }
 
 #[test]

@@ -9,6 +9,17 @@ pub const ORIGIN_ERROR: &str = "Error while proxying to origin.";
 
 /// Append a complete text/plain response. `close` adds `Connection: close`.
 pub fn write_text_response(out: &mut Vec<u8>, code: u16, body_line: &str, close: bool) {
+    write_text_response_with(out, code, body_line, close, &[]);
+}
+
+/// As `write_text_response`, with `extra` header fields (e.g. `Sec-WebSocket-Version` on a 426).
+pub fn write_text_response_with(
+    out: &mut Vec<u8>,
+    code: u16,
+    body_line: &str,
+    close: bool,
+    extra: &[(&str, &str)],
+) {
     let body_len = body_line.len() + 1;
     let mut headers = vec![
         Header {
@@ -26,6 +37,7 @@ pub fn write_text_response(out: &mut Vec<u8>, code: u16, body_line: &str, close:
             value: b"close".to_vec(),
         });
     }
+    headers.extend(extra.iter().map(|(n, v)| Header::new(n, v.as_bytes())));
     write_response_head(out, Version::Http11, code, reason_phrase(code), &headers);
     out.extend_from_slice(body_line.as_bytes());
     out.push(b'\n');

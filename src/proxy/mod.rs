@@ -9,6 +9,7 @@ pub mod rewrite;
 mod router;
 mod session;
 mod test_target;
+pub mod ws;
 
 pub use config::ProxyConfig;
 pub use router::Router;

@@ -35,6 +35,9 @@ use grip_glue::{Held, HeldInfo, HoldContext};
 #[path = "session_link.rs"]
 mod links;
 use links::{LinkFetch, PendingGone};
+#[path = "session_ws.rs"]
+mod ws_glue;
+use ws_glue::{WsPhase, WsUpgrade};
 
 /// Seconds since the Unix epoch, for JWT claims.
 fn unix_now() -> u64 {
@@ -236,6 +239,8 @@ struct Exchange {
     retry_body: Option<Vec<u8>>,
     /// This exchange is already a retry for a prev-id conflict (never retried twice for one).
     prev_id_retried: bool,
+    /// The request is a WebSocket handshake being forwarded to a WebSocket backend.
+    ws: Option<WsUpgrade>,
 }
 
 enum Phase {
@@ -251,6 +256,8 @@ enum Phase {
     /// A next-link fetch failed; the client's response waits for the retry. Call: time, client EOF.
     /// Next: Exchange (the retry) or Closed.
     LinkWait(Box<LinkFetch>),
+    /// A WebSocket after its handshake. Call: client and backend bytes, deliveries, time. Next: Closing.
+    WebSocket(Box<WsPhase>),
     /// Flushing the last response, then half-closing and draining the peer before the final close.
     Closing {
         since: Instant,
@@ -462,13 +469,19 @@ impl<S: Socket> Session<S> {
             self.client_in.release_if_empty();
             self.client_out.release_if_empty();
         }
-        if matches!(self.phase, Phase::Held(_))
+        if matches!(self.phase, Phase::Held(_) | Phase::WebSocket(_))
             && self.client_in.is_empty()
             && self.client_out.is_empty()
         {
-            // A held connection waits for publishes with no buffer memory at all.
+            // A held connection or an idle WebSocket waits with no buffer memory at all.
             self.client_in.release_if_empty();
             self.client_out.release();
+            if let Some(b) = &mut self.backend {
+                if matches!(self.phase, Phase::WebSocket(_)) {
+                    b.input.release_if_empty();
+                    b.output.release();
+                }
+            }
         }
         let close = matches!(self.phase, Phase::Closed);
         let gone = if self.pending_gone.is_empty() {
@@ -505,6 +518,7 @@ impl<S: Socket> Session<S> {
             },
             Phase::Held(_) => "held",
             Phase::LinkWait(_) => "next-link-wait",
+            Phase::WebSocket(_) => "websocket",
             Phase::Closing { .. } => "closing",
             Phase::Closed => "closed",
         }
@@ -516,6 +530,12 @@ impl<S: Socket> Session<S> {
         match &self.phase {
             Phase::ReadHead { .. } | Phase::Exchange(_) | Phase::Held(_) | Phase::LinkWait(_) => {
                 !self.client_eof && !self.client_in.is_full()
+            }
+            Phase::WebSocket(ws) => {
+                let backend_out = self.backend.as_ref().map_or(0, |b| b.output.len());
+                !self.client_eof
+                    && !self.client_in.is_full()
+                    && ws.conn.wants_client_read(backend_out)
             }
             Phase::Closing { shut, .. } => *shut && !self.client_eof,
             Phase::Closed => false,
@@ -610,10 +630,12 @@ impl<S: Socket> Session<S> {
         let Some(b) = &mut self.backend else {
             return false;
         };
-        let Phase::Exchange(ex) = &mut self.phase else {
-            return false;
+        let active = match &self.phase {
+            Phase::Exchange(ex) => !matches!(ex.resp, RespState::Done),
+            Phase::WebSocket(_) => true,
+            _ => false,
         };
-        if !b.connected || b.eof || matches!(ex.resp, RespState::Done) {
+        if !b.connected || b.eof || !active {
             return false;
         }
         let mut progress = false;
@@ -627,7 +649,9 @@ impl<S: Socket> Session<S> {
                     if drained && !b.ep.read_closed {
                         b.ep.readable = false; // drained: see read_client
                     }
-                    ex.last_progress = now;
+                    if let Phase::Exchange(ex) = &mut self.phase {
+                        ex.last_progress = now;
+                    }
                     progress = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => b.ep.readable = false,
@@ -677,6 +701,7 @@ impl<S: Socket> Session<S> {
             Phase::Exchange(_) => self.advance_exchange(now, env),
             Phase::Held(_) => self.advance_held(now),
             Phase::LinkWait(_) => self.advance_link_wait(),
+            Phase::WebSocket(_) => self.advance_websocket(now),
             Phase::Closing { .. } => self.advance_closing(),
             Phase::Closed => false,
         }
@@ -779,10 +804,14 @@ impl<S: Socket> Session<S> {
             self.respond_local(&head, req_kind, 502, ROUTE_NOT_FOUND, now);
             return;
         };
-        if ws {
-            self.respond_and_close(501, "WebSocket proxying is not supported yet", now);
-            return;
-        }
+        let ws_upgrade = if ws {
+            match self.start_websocket(&head, route, path, now, env) {
+                Some(upgrade) => Some(upgrade),
+                None => return,
+            }
+        } else {
+            None
+        };
         if route.targets.iter().any(|t| t.kind == TargetKind::Test) {
             let local = test_target::local_path(path, route.path_beg.as_deref());
             if let Some(inst) =
@@ -867,7 +896,7 @@ impl<S: Socket> Session<S> {
             (Some(key), Some(token)) => verify_grip_sig(token.trim(), key, unix_now()),
             _ => false,
         };
-        let ex = Exchange::new(ExchangeStart {
+        let mut ex = Exchange::new(ExchangeStart {
             head,
             router,
             route_idx,
@@ -880,6 +909,7 @@ impl<S: Socket> Session<S> {
             grip_last: Vec::new(),
             now,
         });
+        ex.ws = ws_upgrade;
         self.phase = Phase::Exchange(Box::new(ex));
         self.request_connect();
     }
@@ -1039,6 +1069,7 @@ impl<S: Socket> Session<S> {
                 }
             }
             Phase::LinkWait(fetch) => Some(fetch.retry_at),
+            Phase::WebSocket(ws) => ws.conn.deadline(),
             Phase::Closing { since, .. } => Some(*since + LINGER),
             Phase::Closed => None,
         }
@@ -1087,6 +1118,7 @@ impl<S: Socket> Session<S> {
             }
             Phase::Held(_) => self.held_timeout(now),
             Phase::LinkWait(_) => self.link_wait_timeout(now),
+            Phase::WebSocket(_) => self.websocket_timeout(now),
             Phase::Closing { .. } => self.phase = Phase::Closed,
             Phase::Closed => {}
         }

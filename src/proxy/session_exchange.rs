@@ -54,6 +54,7 @@ impl Exchange {
             req_copy: keep_body.then(Vec::new),
             retry_body: None,
             prev_id_retried: false,
+            ws: None,
         }
     }
 }
@@ -142,7 +143,10 @@ impl<S: Socket> Session<S> {
             trusted: ex.trusted,
             grip_sig: grip_sig.as_deref(),
             grip_last: &ex.grip_last,
-            ws: None,
+            ws: ex.ws.as_ref().map(|w| rewrite::WsForward::Handshake {
+                key: &w.backend_key,
+                grip: !route.no_grip && !ex.trusted,
+            }),
         };
         b.output.clear();
         rewrite::backend_request(&ex.head, &ctx, b.output.vec());
@@ -313,10 +317,10 @@ impl<S: Socket> Session<S> {
                             progress = true;
                             if (100..200).contains(&resp.code) {
                                 if resp.code == 101 {
-                                    self.backend = None;
-                                    let d = "origin switched protocols on a plain HTTP request"
-                                        .to_string();
-                                    self.fail(env, Failure::BadGateway(d));
+                                    if let Err(d) = self.accept_backend_websocket(resp, env) {
+                                        self.backend = None;
+                                        self.fail(env, Failure::BadGateway(d));
+                                    }
                                     return true;
                                 }
                                 // Interim responses are the backend's; the client got our own 100 already.
@@ -504,7 +508,7 @@ impl<S: Socket> Session<S> {
             return self.start_link_response(resp, kind);
         }
         let route = &ex.router.table().routes()[ex.route_idx];
-        if !route.no_grip && !ex.trusted && is_grip_response(&resp.headers) {
+        if !route.no_grip && !ex.trusted && ex.ws.is_none() && is_grip_response(&resp.headers) {
             if ex.req_kind != BodyKind::None && ex.req_copy.is_none() {
                 // Pushpin's rule: a GRIP answer needs the request kept for retries, and this one was
                 // too large to keep.

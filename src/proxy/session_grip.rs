@@ -306,6 +306,7 @@ impl<S: Socket> Session<S> {
     ) -> bool {
         match &mut self.phase {
             Phase::Held(h) => h.hold.deliver(item, channel, subscribed),
+            Phase::WebSocket(ws) => ws.conn.deliver(item, channel, subscribed),
             // Subscribed while the stream's large initial body is still being relayed: queue.
             Phase::Exchange(ex) => match &mut ex.resp {
                 RespState::PreStream { hold, .. } => hold.deliver(item, channel, subscribed),

@@ -24,21 +24,13 @@ pub fn local_path<'a>(path: &'a str, path_beg: Option<&str>) -> &'a str {
 pub fn answer(path: &str) -> (u16, &'static str) {
     match path {
         "/" => (200, "Hello from the Pushpin test handler!"),
-        "/ws" => (
-            501,
-            "WebSocket support arrives with holdfast's WebSocket work.",
-        ),
+        "/ws" => (400, "Expected a WebSocket upgrade request."),
         _ => (404, "no such test resource"),
     }
 }
 
-/// Instructions for `/response` and `/stream`, as a GRIP backend would give them.
-pub fn hold_instruct(path: &str, target: &str, subscription_max: usize) -> Option<Instruct> {
-    let (mode, body): (&str, &[u8]) = match path {
-        "/response" => ("response", b"nothing for now\n"),
-        "/stream" => ("stream", b"[stream opened]\n"),
-        _ => return None,
-    };
+/// The channels a test request names with `?channel=` (default `test`).
+pub fn channels(target: &str) -> Vec<String> {
     let mut channels: Vec<String> = query_values(target, "channel")
         .into_iter()
         .filter(|c| {
@@ -49,6 +41,17 @@ pub fn hold_instruct(path: &str, target: &str, subscription_max: usize) -> Optio
     if channels.is_empty() {
         channels.push("test".into());
     }
+    channels
+}
+
+/// Instructions for `/response` and `/stream`, as a GRIP backend would give them.
+pub fn hold_instruct(path: &str, target: &str, subscription_max: usize) -> Option<Instruct> {
+    let (mode, body): (&str, &[u8]) = match path {
+        "/response" => ("response", b"nothing for now\n"),
+        "/stream" => ("stream", b"[stream opened]\n"),
+        _ => return None,
+    };
+    let channels = channels(target);
     let headers = vec![
         Header::new("Content-Type", b"text/plain"),
         Header::new("Grip-Hold", mode.as_bytes()),

@@ -16,6 +16,7 @@ mod client;
 mod pattern;
 mod process;
 mod wire;
+mod ws;
 
 // Not every test file uses every part.
 #[allow(unused_imports)]
@@ -28,6 +29,8 @@ pub use pattern::*;
 pub use process::*;
 #[allow(unused_imports)]
 pub use wire::*;
+#[allow(unused_imports)]
+pub use ws::*;
 
 /// Socket read/write timeout for test clients and the backend.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,335 @@
+//! The backend half of a passthrough WebSocket (spec 6.1): frames from the client re-masked toward the
+//! backend, frames from the backend relayed to the client, and, when the backend accepted the GRIP
+//! extension, its messages read whole for `c:` control messages and the message prefix.
+
+use std::time::Instant;
+
+use super::grip::{ControlEffects, GripWs};
+use crate::buf::{InBuf, OutBuf};
+use crate::websocket::assemble::Assembler;
+use crate::websocket::close::ProtocolError;
+use crate::websocket::control::parse_control;
+use crate::websocket::frame::{FrameHeader, MessageKind, OpCode, Role};
+use crate::websocket::limits::WsLimits;
+use crate::websocket::reader::{Event, Reader};
+use crate::websocket::writer::{append_masked, encode_close, encode_frame, encode_header};
+
+/// What one `read` found on the backend connection.
+#[derive(Debug)]
+pub enum Read {
+    /// Nothing to read until more bytes arrive.
+    Nothing,
+    /// Bytes moved; `relaying` says a relayed message to the client is open (deliveries wait).
+    Moved { relaying: bool },
+    /// A control message was applied; the session acts on its effects.
+    Control(ControlEffects),
+    /// The backend's Close.
+    Closed { code: Option<u16>, reason: String },
+}
+
+pub struct Passthrough {
+    rx: Reader,
+    /// GRIP messages collected whole (`None` until the backend accepts the extension).
+    msg: Option<Assembler>,
+    /// The message being collected arrived as one frame (control messages must).
+    single_frame: bool,
+    /// A message relayed frame by frame to the client is open.
+    relaying: bool,
+    /// Inside a relayed frame's payload toward the client: nothing else may be written there now.
+    to_client_frame_left: u64,
+    /// The client frame being relayed to the backend: its mask, and payload bytes still to come.
+    mask: [u8; 4],
+    mask_offset: usize,
+    to_backend_frame_left: u64,
+    close_sent: bool,
+    close_received: bool,
+    /// A close was asked for while a frame toward the backend was half written.
+    close_wanted: bool,
+    done: bool,
+    log_prefix: u64,
+}
+
+impl Passthrough {
+    /// `grip_prefix` is the message prefix when the backend accepted the GRIP extension.
+    pub fn new(limits: WsLimits, grip: bool, log_prefix: u64) -> Passthrough {
+        Passthrough {
+            rx: Reader::new(Role::Client, limits),
+            msg: grip.then(|| Assembler::new(limits.max_message)),
+            single_frame: false,
+            relaying: false,
+            to_client_frame_left: 0,
+            mask: [0; 4],
+            mask_offset: 0,
+            to_backend_frame_left: 0,
+            close_sent: false,
+            close_received: false,
+            close_wanted: false,
+            done: false,
+            log_prefix,
+        }
+    }
+
+    /// Both Closes crossed, or the connection failed: the backend socket can go.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    pub fn finish(&mut self) {
+        self.done = true;
+    }
+
+    pub fn close_received(&self) -> bool {
+        self.close_received
+    }
+
+    /// A Close may still be written toward the backend.
+    pub fn can_send(&self) -> bool {
+        !self.done && !self.close_sent
+    }
+
+    /// Whether a frame may be written to the client now (not inside a relayed frame's payload).
+    pub fn client_frame_boundary(&self) -> bool {
+        self.to_client_frame_left == 0
+    }
+
+    /// Ask for a Close toward the backend (a publish closed the client).
+    pub fn want_close(&mut self) {
+        self.close_wanted = true;
+    }
+
+    /// Write our Close toward the backend, unless a relayed frame is half written (then the socket is just
+    /// dropped: a Close there would corrupt the frame).
+    pub fn send_close(&mut self, out: &mut OutBuf, code: Option<u16>, reason: &str) {
+        if self.close_sent || self.done {
+            return;
+        }
+        if self.to_backend_frame_left > 0 {
+            self.done = true;
+            return;
+        }
+        self.close_sent = true;
+        encode_close(out.vec(), code, reason, Some(crate::rand::mask()));
+        if self.close_received {
+            self.done = true;
+        }
+    }
+
+    /// Send a Close asked for with `want_close` once it can go.
+    pub fn flush_wanted_close(&mut self, out: &mut OutBuf) {
+        if self.close_wanted && self.to_backend_frame_left == 0 {
+            self.close_wanted = false;
+            self.send_close(out, Some(crate::websocket::close::NORMAL), "");
+        }
+    }
+
+    /// Re-encode one client event (not Close) toward the backend, masked with a fresh key per frame.
+    pub fn relay_client_event(&mut self, ev: Event, out: &mut OutBuf) {
+        if self.close_sent || self.done {
+            return;
+        }
+        match ev {
+            Event::DataFrame {
+                kind,
+                first,
+                fin,
+                len,
+            } => {
+                self.mask = crate::rand::mask();
+                self.mask_offset = 0;
+                self.to_backend_frame_left = len;
+                let header = FrameHeader {
+                    fin,
+                    rsv: 0,
+                    opcode: if first {
+                        kind.opcode()
+                    } else {
+                        OpCode::Continuation
+                    },
+                    mask: Some(self.mask),
+                    len,
+                };
+                encode_header(out.vec(), &header);
+            }
+            Event::Payload { data, .. } => {
+                append_masked(out.vec(), data, self.mask, self.mask_offset);
+                self.mask_offset += data.len();
+                self.to_backend_frame_left -= (data.len() as u64).min(self.to_backend_frame_left);
+            }
+            Event::Ping(p) => {
+                encode_frame(out.vec(), OpCode::Ping, true, p, Some(crate::rand::mask()))
+            }
+            Event::Pong(p) => {
+                encode_frame(out.vec(), OpCode::Pong, true, p, Some(crate::rand::mask()))
+            }
+            Event::Close { .. } => {}
+        }
+    }
+
+    /// Read one step from the backend's bytes. `client_closing` says the client was sent a Close (nothing
+    /// more may be written to it).
+    pub fn read(
+        &mut self,
+        input: &mut InBuf,
+        client_out: &mut OutBuf,
+        grip: &mut GripWs,
+        client_closing: bool,
+        now: Instant,
+    ) -> Result<Read, ProtocolError> {
+        if input.is_empty() {
+            return Ok(Read::Nothing);
+        }
+        let to_client = !client_closing && !grip.detached;
+        let (used, event) = self.rx.read(input.data_mut())?;
+        let result = match event {
+            None if used == 0 => Read::Nothing,
+            None => Read::Moved {
+                relaying: self.relaying,
+            },
+            Some(Event::Close { code, reason }) => {
+                self.close_received = true;
+                if self.close_sent {
+                    self.done = true;
+                }
+                Read::Closed {
+                    code,
+                    reason: reason.to_string(),
+                }
+            }
+            Some(Event::Ping(p)) => {
+                if to_client {
+                    encode_frame(client_out.vec(), OpCode::Ping, true, p, None);
+                }
+                Read::Moved {
+                    relaying: self.relaying,
+                }
+            }
+            Some(Event::Pong(p)) => {
+                if to_client {
+                    encode_frame(client_out.vec(), OpCode::Pong, true, p, None);
+                }
+                Read::Moved {
+                    relaying: self.relaying,
+                }
+            }
+            Some(ev) => match &mut self.msg {
+                Some(assembler) => {
+                    if let Event::DataFrame {
+                        first: true, fin, ..
+                    } = ev
+                    {
+                        self.single_frame = fin;
+                    }
+                    let single = self.single_frame;
+                    match assembler.push(ev)? {
+                        None => Read::Moved { relaying: false },
+                        Some(m) => grip_message(
+                            m.kind,
+                            m.data,
+                            single,
+                            grip,
+                            client_out,
+                            to_client,
+                            now,
+                            self.log_prefix,
+                        ),
+                    }
+                }
+                None => {
+                    self.relay_to_client(ev, client_out, to_client);
+                    Read::Moved {
+                        relaying: self.relaying,
+                    }
+                }
+            },
+        };
+        input.consume(used);
+        Ok(result)
+    }
+
+    /// Plain relay of a data frame (no GRIP): header first, payload as it comes.
+    fn relay_to_client(&mut self, ev: Event, out: &mut OutBuf, to_client: bool) {
+        match ev {
+            Event::DataFrame {
+                kind,
+                first,
+                fin,
+                len,
+            } => {
+                self.relaying = true;
+                self.to_client_frame_left = len;
+                if to_client {
+                    let header = FrameHeader {
+                        fin,
+                        rsv: 0,
+                        opcode: if first {
+                            kind.opcode()
+                        } else {
+                            OpCode::Continuation
+                        },
+                        mask: None,
+                        len,
+                    };
+                    encode_header(out.vec(), &header);
+                }
+            }
+            Event::Payload {
+                data, message_end, ..
+            } => {
+                if to_client {
+                    out.extend(data);
+                }
+                self.to_client_frame_left -= (data.len() as u64).min(self.to_client_frame_left);
+                if message_end {
+                    self.relaying = false;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A whole message from a GRIP backend: a control message, a prefixed message for the client, or
+/// (unprefixed) dropped.
+#[allow(clippy::too_many_arguments)]
+fn grip_message(
+    kind: MessageKind,
+    data: &[u8],
+    single_frame: bool,
+    grip: &mut GripWs,
+    client_out: &mut OutBuf,
+    to_client: bool,
+    now: Instant,
+    log_prefix: u64,
+) -> Read {
+    if kind == MessageKind::Text && data.starts_with(b"c:") {
+        if !single_frame {
+            log::debug!("ws {log_prefix}: fragmented control message ignored");
+            return Read::Moved { relaying: false };
+        }
+        return match parse_control(&data[2..]) {
+            Ok(msg) => Read::Control(grip.apply(msg, now)),
+            Err(e) => match e.close_code() {
+                Some(code) => {
+                    log::info!("ws {log_prefix}: control message refused, closing: {e}");
+                    Read::Control(ControlEffects {
+                        close: Some((code, "invalid control message")),
+                        ..ControlEffects::default()
+                    })
+                }
+                None => {
+                    log::debug!("ws {log_prefix}: invalid control message ignored: {e}");
+                    Read::Moved { relaying: false }
+                }
+            },
+        };
+    }
+    match data.strip_prefix(grip.prefix.as_bytes()) {
+        Some(content) => {
+            if to_client {
+                encode_frame(client_out.vec(), kind.opcode(), true, content, None);
+            }
+        }
+        None => log::debug!("ws {log_prefix}: backend message without the prefix dropped"),
+    }
+    Read::Moved { relaying: false }
+}

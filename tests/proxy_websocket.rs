@@ -1,0 +1,239 @@
+//! WebSocket proxying over real sockets: handshake checks, passthrough to a WebSocket backend (frames, pings,
+//! close codes, rejections), the GRIP extension (control messages, prefix, publishing), and the `test`
+//! target's echo endpoint.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use holdfast::websocket::frame::OpCode;
+
+fn publish(hf: &Holdfast, body: &str) {
+    let req = format!(
+        "POST /publish/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let resp = fetch(hf.control_port, req.as_bytes());
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}
+
+fn ws_item(channel: &str, format: &str) -> String {
+    format!(r#"{{"items":[{{"channel":"{channel}","formats":{{"ws-message":{format}}}}}]}}"#)
+}
+
+/// Publish until the connection gets it: the subscription is live a moment after the control message.
+fn publish_until_received(hf: &Holdfast, peer: &mut WsPeer, channel: &str, text: &str) {
+    peer.set_timeout(Duration::from_millis(200));
+    for _ in 0..50 {
+        publish(hf, &ws_item(channel, &format!(r#"{{"content":"{text}"}}"#)));
+        if let Ok(m) = peer.try_msg() {
+            assert_eq!(m, Msg::Text(text.into()));
+            peer.set_timeout(IO_TIMEOUT);
+            return;
+        }
+    }
+    panic!("publish on {channel} never arrived");
+}
+
+#[test]
+fn handshake_without_a_key_is_400_and_a_wrong_version_is_426_naming_13() {
+    let backend = WsBackend::start(Answer::Accept(String::new()), echo_script);
+    let hf = Holdfast::start(&[&format!("* {}", backend.target())], "");
+    let mut c = Client::connect(hf.port);
+    c.send(b"GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.text().lines().count(), 1, "{}", r.text());
+
+    let mut c = Client::connect(hf.port);
+    c.send(
+        format!(
+            "GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {TEST_KEY}\r\nSec-WebSocket-Version: 8\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let r = c.read_response();
+    assert_eq!(r.status, 426);
+    assert_eq!(r.header("Sec-WebSocket-Version"), Some("13"));
+    assert!(
+        backend.conns.lock().unwrap().is_empty(),
+        "a refused handshake reached the backend"
+    );
+}
+
+#[test]
+fn passthrough_relays_messages_fragments_and_large_frames_both_ways() {
+    let backend = WsBackend::start(Answer::Accept(String::new()), echo_script);
+    let hf = Holdfast::start(&[&format!("* {}", backend.target())], "");
+    let mut ws = ws_connect(hf.port, "/chat?room=1", "Sec-WebSocket-Protocol: chat\r\n").ok();
+    ws.text("hello");
+    assert_eq!(ws.data_msg(), Msg::Text("hello".into()));
+    ws.binary(&[0, 255, 1]);
+    assert_eq!(ws.data_msg(), Msg::Binary(vec![0, 255, 1]));
+    // A fragmented text message with a ping between its fragments.
+    ws.send_frame(OpCode::Text, false, "frag".as_bytes());
+    ws.send_frame(OpCode::Ping, true, b"mid");
+    ws.send_frame(OpCode::Continuation, true, "mented ✓".as_bytes());
+    assert_eq!(ws.msg(), Msg::Pong(b"mid".to_vec()));
+    assert_eq!(ws.msg(), Msg::Text("fragmented ✓".into()));
+    // 3 MiB in one frame: relayed as it streams (bigger than any buffer in the proxy).
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    ws.binary(&big);
+    assert_eq!(ws.data_msg(), Msg::Binary(big));
+
+    let conn = backend.conn(0);
+    assert_eq!(conn.path(), "/chat?room=1");
+    assert_eq!(
+        conn.header("Sec-WebSocket-Protocol").as_deref(),
+        Some("chat")
+    );
+    assert_eq!(
+        conn.header("Sec-WebSocket-Extensions").as_deref(),
+        Some("grip")
+    );
+    assert_ne!(
+        conn.header("Sec-WebSocket-Key").as_deref(),
+        Some(TEST_KEY),
+        "backend got the client's key"
+    );
+}
+
+#[test]
+fn close_codes_and_reasons_cross_the_proxy_both_ways() {
+    // Client-initiated: the backend sees the client's code and its answer completes the client's handshake.
+    let backend = WsBackend::start(Answer::Accept(String::new()), echo_script);
+    let hf = Holdfast::start(&[&format!("* {}", backend.target())], "");
+    let mut ws = ws_connect(hf.port, "/", "").ok();
+    ws.close(4006, "client says bye");
+    assert_eq!(ws.msg(), Msg::Close(Some(4006), "client says bye".into()));
+    assert!(
+        ws.eof_within(Duration::from_secs(5)),
+        "proxy did not close the TCP connection"
+    );
+
+    // Backend-initiated.
+    let backend = WsBackend::start(Answer::Accept(String::new()), |_, peer| {
+        let _ = peer.try_msg();
+        peer.close(4005, "backend says bye");
+        let _ = peer.try_msg();
+    });
+    let hf = Holdfast::start(&[&format!("* {}", backend.target())], "");
+    let mut ws = ws_connect(hf.port, "/", "").ok();
+    ws.text("go");
+    assert_eq!(ws.msg(), Msg::Close(Some(4005), "backend says bye".into()));
+    ws.close(4005, "");
+    assert!(ws.eof_within(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_non_101_answer_is_relayed_as_the_rejection_and_an_unreachable_backend_is_502() {
+    let backend = WsBackend::start(
+        Answer::Refuse(
+            "403 Forbidden".into(),
+            "Content-Type: text/plain\r\nX-Why: nope\r\n".into(),
+            "not allowed\n".into(),
+        ),
+        echo_script,
+    );
+    let hf = Holdfast::start(&[&format!("* {}", backend.target())], "");
+    let open = ws_connect(hf.port, "/", "");
+    assert_eq!(open.status, 403);
+    assert_eq!(open.header("X-Why").as_deref(), Some("nope"));
+    assert!(open.head.ends_with("not allowed\n"), "{}", open.head);
+
+    let dead = free_port();
+    let hf = Holdfast::start(&[&format!("* 127.0.0.1:{dead}")], "");
+    assert_eq!(ws_connect(hf.port, "/", "").status, 502);
+}
+
+#[test]
+fn a_client_that_breaks_the_protocol_is_closed_with_1002() {
+    let backend = WsBackend::start(Answer::Accept(String::new()), echo_script);
+    let hf = Holdfast::start(&[&format!("* {}", backend.target())], "");
+    let mut ws = ws_connect(hf.port, "/", "").ok();
+    // An unmasked frame from a client (RFC 6455 5.1).
+    ws.send_raw(&[0x81, 0x02, b'h', b'i']);
+    assert!(matches!(ws.msg(), Msg::Close(Some(1002), _)));
+    // Invalid UTF-8 in a text message.
+    let mut ws = ws_connect(hf.port, "/", "").ok();
+    ws.send_frame(OpCode::Text, true, &[0xce, 0xba, 0xed, 0xa0, 0x80]);
+    assert!(matches!(ws.msg(), Msg::Close(Some(1007), _)));
+}
+
+#[test]
+fn grip_backend_subscribes_by_control_message_and_publishes_reach_the_client() {
+    let backend = WsBackend::start(
+        Answer::Accept("Sec-WebSocket-Extensions: grip; message-prefix=\"m:\"\r\n".into()),
+        |conn, peer| {
+            let chan = conn.path().trim_start_matches("/grip/").to_string();
+            loop {
+                let Ok(m) = peer.try_msg() else { return };
+                match m {
+                    Msg::Text(t) if t == "subscribe" => {
+                        peer.text(&format!(r#"c:{{"type":"subscribe","channel":"{chan}"}}"#));
+                        peer.text("m:subscribed");
+                    }
+                    Msg::Text(t) if t == "unprefixed" => {
+                        peer.text("no prefix: dropped");
+                        peer.text("m:after");
+                    }
+                    Msg::Text(t) if t == "keepalive" => {
+                        peer.text(r#"c:{"type":"keep-alive","content":"ka","timeout":1}"#);
+                    }
+                    Msg::Text(t) => peer.text(&format!("m:{t}")),
+                    Msg::Close(c, r) => {
+                        peer.close(c.unwrap_or(1000), &r);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        },
+    );
+    let hf = Holdfast::start(&[&format!("* {}", backend.target())], "");
+    let mut ws = ws_connect(hf.port, "/grip/room7", "").ok();
+    // The grip extension is the backend's business, not the client's.
+    ws.text("subscribe");
+    assert_eq!(ws.data_msg(), Msg::Text("subscribed".into()));
+    publish_until_received(&hf, &mut ws, "room7", "published one");
+    publish(&hf, &ws_item("room7", r#"{"content-bin":"AAEC"}"#));
+    assert_eq!(ws.data_msg(), Msg::Binary(vec![0, 1, 2]));
+    ws.text("unprefixed");
+    assert_eq!(ws.data_msg(), Msg::Text("after".into()));
+    ws.text("keepalive");
+    ws.set_timeout(Duration::from_secs(5));
+    assert_eq!(ws.data_msg(), Msg::Text("ka".into()));
+    // A publish with action close ends the client's connection with its code.
+    publish(
+        &hf,
+        &ws_item("room7", r#"{"action":"close","code":4100,"reason":"done"}"#),
+    );
+    loop {
+        match ws.msg() {
+            Msg::Close(c, r) => {
+                assert_eq!((c, r.as_str()), (Some(4100), "done"));
+                break;
+            }
+            Msg::Text(t) if t == "ka" => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_test_target_echoes_and_delivers_publishes_on_its_channels() {
+    let hf = Holdfast::start(&["* test"], "");
+    let mut ws = ws_connect(hf.port, "/ws?channel=news", "").ok();
+    ws.text("echo me");
+    assert_eq!(ws.data_msg(), Msg::Text("echo me".into()));
+    ws.send_frame(OpCode::Ping, true, b"p");
+    assert_eq!(ws.msg(), Msg::Pong(b"p".to_vec()));
+    publish_until_received(&hf, &mut ws, "news", "breaking");
+    ws.close(1000, "");
+    assert_eq!(ws.msg(), Msg::Close(Some(1000), String::new()));
+    assert!(ws.eof_within(Duration::from_secs(5)));
+    // Anything else on the test target is not a WebSocket resource.
+    assert_eq!(ws_connect(hf.port, "/nope", "").status, 404);
+}
