@@ -10,6 +10,7 @@ pub mod grip;
 pub mod histogram;
 pub mod procfs;
 pub mod stream;
+pub mod ws;
 
 pub use args::{ArgError, Options};
 pub use framing::{FrameError, RequestDone, RequestFramer, ResponseDone, ResponseFramer};
