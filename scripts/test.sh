@@ -9,6 +9,9 @@ conformance="${CONFORMANCE_DIR:-$here/../shared/conformance}"
 cargo build --release --locked
 cargo test --release --locked
 
+# Autobahn WebSocket cases, groups 1-7, in passthrough and WebSocket-over-HTTP mode.
+"$here/scripts/autobahn.sh"
+
 # A real third-party GRIP library against holdfast.
 HOLDFAST_BIN="$here/target/release/holdfast" python3 -m pytest -q -p no:cacheprovider "$here/tests/python"
 
@@ -27,4 +30,5 @@ python3 -m pytest -q -p no:cacheprovider \
   tests/test_longpoll.py \
   tests/test_stream.py \
   tests/test_publish_api.py \
-  tests/test_ws_passthrough.py
+  tests/test_ws_passthrough.py \
+  tests/test_ws_over_http.py

@@ -237,3 +237,201 @@ fn the_test_target_echoes_and_delivers_publishes_on_its_channels() {
     // Anything else on the test target is not a WebSocket resource.
     assert_eq!(ws_connect(hf.port, "/nope", "").status, 404);
 }
+
+// ---- WebSocket-over-HTTP ------------------------------------------------------------------------------------
+
+/// Events in a request body: (type, content).
+fn events_of(body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    holdfast::websocket::events::parse_events(body)
+        .expect("well-formed events")
+        .iter()
+        .map(|e| (e.kind.as_str().to_string(), e.content.to_vec()))
+        .collect()
+}
+
+fn events_reply(extra: &[(&str, &str)], events: &[(&str, &[u8])]) -> Reply {
+    let mut body = Vec::new();
+    for (kind, content) in events {
+        body.extend_from_slice(kind.as_bytes());
+        if !content.is_empty() {
+            body.extend_from_slice(format!(" {:x}\r\n", content.len()).as_bytes());
+            body.extend_from_slice(content);
+        }
+        body.extend_from_slice(b"\r\n");
+    }
+    let mut headers = vec![(
+        "Content-Type".to_string(),
+        "application/websocket-events".to_string(),
+    )];
+    headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    Reply::Full(200, headers, body)
+}
+
+/// An over-HTTP echo backend with the GRIP extension: OPEN subscribes to "woh-chan" and sets meta; TEXT is
+/// echoed with the `m:` prefix; PING gets PONG; CLOSE is answered with CLOSE.
+fn woh_backend() -> Backend {
+    Backend::start(|req| {
+        let mut out: Vec<(&str, Vec<u8>)> = Vec::new();
+        let mut extra = vec![("Sec-WebSocket-Extensions", "grip")];
+        for (kind, content) in events_of(&req.body) {
+            match kind.as_str() {
+                "OPEN" => {
+                    out.push(("OPEN", Vec::new()));
+                    out.push((
+                        "TEXT",
+                        br#"c:{"type":"subscribe","channel":"woh-chan"}"#.to_vec(),
+                    ));
+                    extra.push(("Set-Meta-User", "alice"));
+                }
+                "TEXT" => {
+                    let mut c = b"m:".to_vec();
+                    c.extend_from_slice(&content);
+                    out.push(("TEXT", c));
+                }
+                "PING" => out.push(("PONG", content)),
+                "CLOSE" => out.push(("CLOSE", content)),
+                _ => {}
+            }
+        }
+        let evs: Vec<(&str, &[u8])> = out.iter().map(|(k, c)| (*k, c.as_slice())).collect();
+        events_reply(&extra, &evs)
+    })
+}
+
+#[test]
+fn over_http_opens_with_a_post_then_relays_messages_pings_and_closes_as_events() {
+    let backend = woh_backend();
+    let hf = Holdfast::start(&[&format!("* {},over_http", backend.target())], "");
+    let mut ws = ws_connect(hf.port, "/chat?x=1", "Cookie: a=b\r\n").ok();
+    ws.text("hello");
+    assert_eq!(ws.data_msg(), Msg::Text("hello".into()));
+    ws.send_frame(OpCode::Ping, true, b"are you there");
+    assert_eq!(ws.msg(), Msg::Pong(b"are you there".to_vec()));
+    publish_until_received(&hf, &mut ws, "woh-chan", "pushed");
+    ws.close(4001, "client done");
+    assert_eq!(ws.msg(), Msg::Close(Some(4001), "client done".into()));
+    assert!(ws.eof_within(Duration::from_secs(5)));
+
+    let reqs = backend.requests();
+    let open = &reqs[0];
+    assert_eq!(
+        (open.method.as_str(), open.target.as_str()),
+        ("POST", "/chat?x=1")
+    );
+    assert_eq!(events_of(&open.body), [("OPEN".to_string(), Vec::new())]);
+    assert_eq!(
+        open.header("Content-Type"),
+        Some("application/websocket-events")
+    );
+    assert_eq!(open.header("Cookie"), Some("a=b"));
+    let cid = open
+        .header("Connection-Id")
+        .expect("Connection-Id")
+        .to_string();
+    assert!(reqs
+        .iter()
+        .all(|r| r.header("Connection-Id") == Some(cid.as_str())));
+    // Meta set by the OPEN answer comes back on every later request.
+    assert!(reqs[1..]
+        .iter()
+        .all(|r| r.header("Meta-User") == Some("alice")));
+    let all: Vec<(String, Vec<u8>)> = reqs.iter().flat_map(|r| events_of(&r.body)).collect();
+    assert!(all.contains(&("TEXT".into(), b"hello".to_vec())));
+    assert!(all.contains(&("PING".into(), b"are you there".to_vec())));
+    let mut close = 4001u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"client done");
+    assert!(all.contains(&("CLOSE".into(), close)));
+}
+
+#[test]
+fn over_http_refusal_is_relayed_and_clients_may_not_send_events_themselves() {
+    let backend = Backend::start(|_| {
+        Reply::Full(
+            403,
+            vec![("Content-Type".into(), "text/plain".into())],
+            b"not allowed\n".to_vec(),
+        )
+    });
+    let hf = Holdfast::start(&[&format!("* {},over_http", backend.target())], "");
+    let open = ws_connect(hf.port, "/", "");
+    assert_eq!(open.status, 403);
+    assert!(open.head.ends_with("not allowed\n"));
+
+    let body = "TEXT 2\r\nhi\r\n";
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: application/websocket-events\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let resp = fetch(hf.port, req.as_bytes());
+    assert_eq!(resp.status, 403);
+    assert_eq!(
+        resp.text(),
+        "Client not allowed to send WebSocket events directly.\n"
+    );
+    assert_eq!(
+        backend.request_count(),
+        1,
+        "the forged events reached the backend"
+    );
+}
+
+#[test]
+fn over_http_messages_wait_for_the_outstanding_request_and_go_in_one_batch() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let backend = Backend::start(move |req| {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        if n == 1 {
+            // Hold the first message's request a while: the next messages queue up meanwhile.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let evs = events_of(&req.body);
+        let mut out: Vec<(&str, Vec<u8>)> = Vec::new();
+        for (kind, content) in &evs {
+            match kind.as_str() {
+                "OPEN" => out.push(("OPEN", Vec::new())),
+                "TEXT" => out.push(("TEXT", content.clone())),
+                _ => {}
+            }
+        }
+        let evs: Vec<(&str, &[u8])> = out.iter().map(|(k, c)| (*k, c.as_slice())).collect();
+        events_reply(&[], &evs)
+    });
+    let hf = Holdfast::start(&[&format!("* {},over_http", backend.target())], "");
+    let mut ws = ws_connect(hf.port, "/", "").ok();
+    ws.text("one");
+    std::thread::sleep(Duration::from_millis(50));
+    ws.text("two");
+    ws.text("three");
+    for want in ["one", "two", "three"] {
+        assert_eq!(ws.data_msg(), Msg::Text(want.into()));
+    }
+    let reqs = backend.requests();
+    assert_eq!(reqs.len(), 3, "OPEN, then one, then two and three together");
+    assert_eq!(
+        events_of(&reqs[2].body),
+        [
+            ("TEXT".to_string(), b"two".to_vec()),
+            ("TEXT".to_string(), b"three".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn over_http_sends_disconnect_when_the_client_vanishes() {
+    let backend = woh_backend();
+    let hf = Holdfast::start(&[&format!("* {},over_http", backend.target())], "");
+    let mut ws = ws_connect(hf.port, "/", "").ok();
+    ws.text("hi");
+    assert_eq!(ws.data_msg(), Msg::Text("hi".into()));
+    drop(ws); // no Close: the TCP connection just ends
+    let got = wait_until(Duration::from_secs(5), || {
+        backend
+            .requests()
+            .iter()
+            .any(|r| events_of(&r.body).iter().any(|(k, _)| k == "DISCONNECT"))
+    });
+    assert!(got, "no DISCONNECT event reached the backend");
+}

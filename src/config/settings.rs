@@ -148,6 +148,9 @@ pub struct Settings {
     pub backend_idle_timeout_ms: u64,
     /// Idle keep-alive backend connections per worker per target.
     pub backend_pool_max_idle: usize,
+    /// Largest WebSocket message holdfast collects whole (WebSocket-over-HTTP events, GRIP messages from a
+    /// backend); larger ones close the connection with 1009. Relayed frames stream and are not bounded by it.
+    pub websocket_max_message: usize,
     pub backend_pool_idle_ms: u64,
     pub shutdown_grace_ms: u64,
     /// How often the routes file's mtime is checked.
@@ -260,6 +263,7 @@ const SUPPORTED_KEYS: &[(&str, &[&str])] = &[
             "backend_idle_timeout_ms",
             "backend_pool_max_idle",
             "backend_pool_idle_ms",
+            "websocket_max_message",
             "shutdown_grace_ms",
             "routes_check_interval_ms",
         ],
@@ -420,6 +424,7 @@ impl Settings {
             backend_response_timeout_ms: 60_000,
             backend_idle_timeout_ms: 60_000,
             backend_pool_max_idle: 64,
+            websocket_max_message: 1024 * 1024,
             backend_pool_idle_ms: 30_000,
             shutdown_grace_ms: 10_000,
             routes_check_interval_ms: 1000,
@@ -891,6 +896,7 @@ pub(super) fn build(
         r.num(h, "backend_idle_timeout_ms")?
     );
     set!(s.backend_pool_max_idle, r.num(h, "backend_pool_max_idle")?);
+    set!(s.websocket_max_message, r.num(h, "websocket_max_message")?);
     set!(s.backend_pool_idle_ms, r.num(h, "backend_pool_idle_ms")?);
     set!(s.shutdown_grace_ms, r.num(h, "shutdown_grace_ms")?);
     set!(

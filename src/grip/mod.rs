@@ -24,7 +24,7 @@ pub use params::{parse_item, parse_param, split_list, unquote};
 pub use rate::RateLimiter;
 pub use sequencer::{Sequencer, SequencerStats, DEDUP_ENTRIES_MAX, PARKED_PER_CHANNEL_MAX};
 pub use sig::{
-    cached_grip_sig, make_grip_sig, parse_key, verify_grip_sig, SigKey, GRIP_FEATURES,
+    cached_grip_sig, make_grip_sig, parse_key, unix_now, verify_grip_sig, SigKey, GRIP_FEATURES,
     GRIP_SIG_TOKEN_MAX, KEY_FILE_SIZE_MAX,
 };
 pub use subscriptions::{ConnRef, Subscriptions, Transition};

@@ -162,6 +162,14 @@ thread_local! {
     static SIG_CACHE: std::cell::RefCell<Vec<CachedSig>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Seconds since the Unix epoch, for JWT claims.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// `make_grip_sig`, remembered per thread for the same issuer, key and expiry. `exp` moves once a second, so
 /// at thousands of requests a second nearly every request reuses the token instead of computing an HMAC.
 pub fn cached_grip_sig(iss: &str, key: &SigKey, exp_unix: u64) -> std::rc::Rc<str> {

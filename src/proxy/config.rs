@@ -40,6 +40,8 @@ pub struct ProxyConfig {
     pub log_user_agent: bool,
     /// `connection_subscription_max`: channels one hold may listen on.
     pub subscription_max: usize,
+    /// `[holdfast] websocket_max_message`: the largest WebSocket message collected whole (at least 125).
+    pub ws_max_message: usize,
     /// Grip-Sig issuer and key for routes that don't set their own (`sig_iss`, `sig_key`).
     pub sig: Option<(String, SigKey)>,
     /// Key that makes a client trusted when its Grip-Sig verifies (`upstream_key`).
@@ -87,6 +89,7 @@ impl ProxyConfig {
             log_from: s.log_from,
             log_user_agent: s.log_user_agent,
             subscription_max: s.connection_subscription_max.max(1),
+            ws_max_message: s.websocket_max_message.clamp(125, 256 * 1024 * 1024),
             sig,
             upstream_key,
         })

@@ -24,7 +24,9 @@ use super::local::{write_continue, write_text_response, ORIGIN_ERROR, ROUTE_NOT_
 use super::rewrite::{self, RequestContext};
 use super::router::Router;
 use super::test_target;
-use crate::grip::{cached_grip_sig, is_grip_response, verify_grip_sig, INSTRUCT_BODY_MAX};
+use crate::grip::{
+    cached_grip_sig, is_grip_response, unix_now, verify_grip_sig, INSTRUCT_BODY_MAX,
+};
 
 #[path = "session_exchange.rs"]
 mod exchange;
@@ -37,15 +39,8 @@ mod links;
 use links::{LinkFetch, PendingGone};
 #[path = "session_ws.rs"]
 mod ws_glue;
-use ws_glue::{WsPhase, WsUpgrade};
+use ws_glue::{WsPhase, WsStart, WsUpgrade};
 
-/// Seconds since the Unix epoch, for JWT claims.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 use crate::buf::{InBuf, OutBuf};
 use crate::http1::{
     parse_request_head, parse_response_head, request_body_kind, response_body_kind, BodyDecoder,
@@ -401,6 +396,10 @@ impl<S: Socket> Session<S> {
     /// The connection asked for could not even be started.
     pub fn backend_connect_failed(&mut self, err: io::Error, env: &Env) {
         self.backend = None;
+        if matches!(self.phase, Phase::WebSocket(_)) {
+            self.websocket_connect_failed(&format!("connect failed: {err}"), env);
+            return;
+        }
         self.try_next_candidate(env, &format!("connect failed: {err}"));
     }
 
@@ -701,7 +700,7 @@ impl<S: Socket> Session<S> {
             Phase::Exchange(_) => self.advance_exchange(now, env),
             Phase::Held(_) => self.advance_held(now),
             Phase::LinkWait(_) => self.advance_link_wait(),
-            Phase::WebSocket(_) => self.advance_websocket(now),
+            Phase::WebSocket(_) => self.advance_websocket(now, env),
             Phase::Closing { .. } => self.advance_closing(),
             Phase::Closed => false,
         }
@@ -812,6 +811,31 @@ impl<S: Socket> Session<S> {
         } else {
             None
         };
+        let trusted = match (&cfg.upstream_key, head.header_str("Grip-Sig")) {
+            (Some(key), Some(token)) => verify_grip_sig(token.trim(), key, unix_now()),
+            _ => false,
+        };
+        if !ws
+            && !trusted
+            && route.targets.iter().any(|t| t.over_http)
+            && head.header("Content-Type") == Some(rewrite::WEBSOCKET_EVENTS.as_bytes())
+        {
+            // Spec 6.2: only holdfast speaks WebSocket-over-HTTP to an over_http backend.
+            log::info!(
+                "{} {} -> (none) route={} code=403 client sent WebSocket events",
+                head.method,
+                head.target,
+                route.id
+            );
+            self.respond_local(
+                &head,
+                req_kind,
+                403,
+                "Client not allowed to send WebSocket events directly.",
+                now,
+            );
+            return;
+        }
         if route.targets.iter().any(|t| t.kind == TargetKind::Test) {
             let local = test_target::local_path(path, route.path_beg.as_deref());
             if let Some(inst) =
@@ -892,9 +916,24 @@ impl<S: Socket> Session<S> {
             write_continue(self.client_out.vec());
         }
         let client_keep_alive = head.keep_alive();
-        let trusted = match (&cfg.upstream_key, head.header_str("Grip-Sig")) {
-            (Some(key), Some(token)) => verify_grip_sig(token.trim(), key, unix_now()),
-            _ => false,
+        let ws_upgrade = match ws_upgrade {
+            Some(WsStart::OverHttp { client_accept }) => {
+                let candidates = candidates.iter().map(|c| (c.addr, c.target_idx)).collect();
+                self.start_over_http(
+                    head,
+                    router,
+                    route_idx,
+                    candidates,
+                    tls,
+                    trusted,
+                    client_accept,
+                    now,
+                    env,
+                );
+                return;
+            }
+            Some(WsStart::Passthrough(upgrade)) => Some(upgrade),
+            None => None,
         };
         let mut ex = Exchange::new(ExchangeStart {
             head,
@@ -1069,7 +1108,7 @@ impl<S: Socket> Session<S> {
                 }
             }
             Phase::LinkWait(fetch) => Some(fetch.retry_at),
-            Phase::WebSocket(ws) => ws.conn.deadline(),
+            Phase::WebSocket(ws) => ws.conn.deadline(cfg),
             Phase::Closing { since, .. } => Some(*since + LINGER),
             Phase::Closed => None,
         }
@@ -1118,7 +1157,7 @@ impl<S: Socket> Session<S> {
             }
             Phase::Held(_) => self.held_timeout(now),
             Phase::LinkWait(_) => self.link_wait_timeout(now),
-            Phase::WebSocket(_) => self.websocket_timeout(now),
+            Phase::WebSocket(_) => self.websocket_timeout(now, env),
             Phase::Closing { .. } => self.phase = Phase::Closed,
             Phase::Closed => {}
         }

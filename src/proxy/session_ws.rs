@@ -4,7 +4,7 @@
 //! `session`, working on its private state.
 
 use super::*;
-use crate::proxy::ws::{BackendIo, GripWs, Passthrough, Peer, WsConn, WsIo};
+use crate::proxy::ws::{BackendIo, GripWs, OverHttp, Passthrough, Peer, WohSetup, WsConn, WsIo};
 use crate::routes::Route;
 use crate::websocket::handshake::{
     check_server_response, check_upgrade, client_key, write_server_response,
@@ -13,15 +13,17 @@ use crate::websocket::limits::WsLimits;
 
 /// The session's buffers as `WsConn` sees them (a macro: a method would borrow all of the session).
 macro_rules! ws_io {
-    ($s:expr) => {
+    ($s:expr, $cfg:expr) => {
         WsIo {
+            cfg: $cfg,
             client_in: &mut $s.client_in,
             client_out: &mut $s.client_out,
             client_eof: $s.client_eof,
             backend: $s
                 .backend
                 .as_mut()
-                .filter(|b| b.connected)
+                // A connection handed back to the pool is no longer the session's to use.
+                .filter(|b| b.connected && !$s.release_backend)
                 .map(|b| BackendIo {
                     input: &mut b.input,
                     output: &mut b.output,
@@ -37,6 +39,14 @@ pub(super) struct WsPhase {
     pub method_target: String,
     pub route_id: String,
     pub started: Instant,
+}
+
+/// How a client's upgrade request goes on once checked.
+pub(super) enum WsStart {
+    /// Forwarded as a handshake to a WebSocket backend.
+    Passthrough(WsUpgrade),
+    /// Opened with a WebSocket-over-HTTP OPEN request.
+    OverHttp { client_accept: [u8; 28] },
 }
 
 /// A client handshake being forwarded to a WebSocket backend.
@@ -57,6 +67,14 @@ const NOT_RELAYED_101: [&str; 5] = [
     "Keep-Alive",
 ];
 
+/// WebSocket limits from the configuration.
+fn ws_limits(cfg: &ProxyConfig) -> WsLimits {
+    WsLimits {
+        max_message: cfg.ws_max_message,
+        ..WsLimits::default()
+    }
+}
+
 impl<S: Socket> Session<S> {
     /// A request to switch to WebSocket on `route`. Returns with the session in its next phase.
     pub(super) fn start_websocket(
@@ -66,7 +84,7 @@ impl<S: Socket> Session<S> {
         path: &str,
         now: Instant,
         env: &Env,
-    ) -> Option<WsUpgrade> {
+    ) -> Option<WsStart> {
         let upgrade = match check_upgrade(head) {
             Ok(u) => u,
             Err(reject) => {
@@ -122,22 +140,23 @@ impl<S: Socket> Session<S> {
                 0,
                 Duration::ZERO,
             );
-            let conn = WsConn::new(Peer::Echo, grip, WsLimits::default(), self.log_prefix);
+            let conn = WsConn::new(Peer::Echo, grip, ws_limits(env.cfg), self.log_prefix);
             self.enter_websocket(conn, head, &route.id, now);
             return None;
         }
         if route.targets.iter().any(|t| t.over_http) {
-            self.respond_and_close(501, "WebSocket-over-HTTP is not supported yet", now);
-            return None;
+            return Some(WsStart::OverHttp {
+                client_accept: upgrade.accept(),
+            });
         }
         let mut nonce = [0u8; 16];
         crate::rand::fill(&mut nonce);
         let key = client_key(&nonce);
-        Some(WsUpgrade {
+        Some(WsStart::Passthrough(WsUpgrade {
             backend_key: String::from_utf8_lossy(&key).into_owned(),
             client_accept: upgrade.accept(),
             protocols: upgrade.protocols,
-        })
+        }))
     }
 
     /// The backend answered a forwarded handshake with 101: check it, answer the client, switch phases.
@@ -219,11 +238,114 @@ impl<S: Socket> Session<S> {
         }));
     }
 
-    pub(super) fn advance_websocket(&mut self, now: Instant) -> bool {
+    /// A WebSocket-over-HTTP connection: the OPEN request goes out first; the client gets its 101 once the
+    /// backend accepts.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_over_http(
+        &mut self,
+        head: RequestHead,
+        router: Arc<Router>,
+        route_idx: usize,
+        candidates: Vec<(SocketAddr, usize)>,
+        tls: bool,
+        trusted: bool,
+        client_accept: [u8; 28],
+        now: Instant,
+        env: &Env,
+    ) {
+        let route = &router.table().routes()[route_idx];
+        let limits = ws_limits(env.cfg);
+        let mut grip = GripWs::new(
+            route.prefix.as_deref().unwrap_or(""),
+            env.cfg.subscription_max,
+        );
+        let target = candidates.first().map(|&(_, t)| &route.targets[t]);
+        if let Some(t) = target {
+            self.subscribe.extend(grip.subscribe_implicit(&t.subs));
+        }
+        let one_event = target.is_some_and(|t| t.one_event);
+        let route_id = route.id.clone();
+        log_request(
+            env.cfg,
+            &head,
+            self.peer,
+            &route_id,
+            candidates.first().map(|c| c.0),
+            101,
+            0,
+            Duration::ZERO,
+        );
+        let setup = WohSetup {
+            head: head.clone(),
+            router: Arc::clone(&router),
+            route_idx,
+            candidates,
+            peer: self.peer.ip(),
+            tls,
+            trusted,
+            client_accept,
+            max_message: limits.max_message,
+        };
+        let woh = OverHttp::new(setup, one_event, now, self.log_prefix);
+        let conn = WsConn::new(Peer::OverHttp(Box::new(woh)), grip, limits, self.log_prefix);
+        self.enter_websocket(conn, &head, &route_id, now);
+        self.take_over_http_wants();
+    }
+
+    /// Hand WebSocket-over-HTTP's connection wishes to the reactor (`Want`).
+    fn take_over_http_wants(&mut self) {
+        let Phase::WebSocket(ws) = &mut self.phase else {
+            return;
+        };
+        let Some(w) = ws.conn.over_http() else {
+            return;
+        };
+        if std::mem::take(&mut w.drop_backend) {
+            self.backend = None;
+            self.release_backend = false;
+        }
+        if std::mem::take(&mut w.release) && self.backend.is_some() {
+            self.release_backend = true;
+        }
+        if let Some(c) = w.connect.take() {
+            self.pending_connect = Some(c);
+        }
+    }
+
+    pub(super) fn websocket_connect_failed(&mut self, why: &str, env: &Env) {
+        let now = self.now;
+        let Phase::WebSocket(ws) = &mut self.phase else {
+            return;
+        };
+        let mut io = ws_io!(self, env.cfg);
+        ws.conn.backend_connect_failed(&mut io, why, now);
+        self.take_over_http_wants();
+    }
+
+    /// A fresh backend connection of WebSocket-over-HTTP: is it connected yet?
+    fn check_ws_backend_connected(&mut self, env: &Env) {
+        let Some(b) = &mut self.backend else {
+            return;
+        };
+        if b.connected || !b.ep.writable {
+            return;
+        }
+        match b.ep.sock.connect_result() {
+            None => b.ep.writable = false,
+            Some(Ok(())) => b.connected = true,
+            Some(Err(e)) => {
+                self.backend = None;
+                self.websocket_connect_failed(&format!("connect failed: {e}"), env);
+            }
+        }
+    }
+
+    pub(super) fn advance_websocket(&mut self, now: Instant, env: &Env) -> bool {
+        self.check_ws_backend_connected(env);
         let Phase::WebSocket(ws) = &mut self.phase else {
             return false;
         };
-        let mut io = ws_io!(self);
+        let mut io = ws_io!(self, env.cfg);
         if self.draining {
             ws.conn.begin_drain(&mut io, now);
         }
@@ -240,6 +362,7 @@ impl<S: Socket> Session<S> {
                 }
             }
         }
+        self.take_over_http_wants();
         if finished {
             self.end_websocket(now);
             return true;
@@ -247,12 +370,13 @@ impl<S: Socket> Session<S> {
         progress
     }
 
-    pub(super) fn websocket_timeout(&mut self, now: Instant) {
+    pub(super) fn websocket_timeout(&mut self, now: Instant, env: &Env) {
         let Phase::WebSocket(ws) = &mut self.phase else {
             return;
         };
-        let mut io = ws_io!(self);
+        let mut io = ws_io!(self, env.cfg);
         ws.conn.on_time(&mut io, now);
+        self.take_over_http_wants();
     }
 
     fn end_websocket(&mut self, now: Instant) {

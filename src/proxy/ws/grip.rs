@@ -6,11 +6,14 @@
 
 use std::time::{Duration, Instant};
 
+use crate::buf::OutBuf;
 use crate::grip::KeepAliveMode;
 use crate::publish::{Item, WsType};
-use crate::websocket::control::ControlMessage;
 #[cfg(test)]
 use crate::websocket::control::WsKeepAlive;
+use crate::websocket::control::{parse_control, ControlMessage};
+use crate::websocket::frame::MessageKind;
+use crate::websocket::writer::{encode_frame, split_message};
 
 /// A channel this connection listens on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,6 +248,62 @@ impl GripWs {
     pub fn channel_names(&self) -> impl Iterator<Item = &str> {
         self.channels.iter().map(|c| c.name.as_str())
     }
+}
+
+/// A whole message from a GRIP backend: a `c:` control message (applied; its effects returned), a message
+/// with the prefix (sent to the client without it, in frames of at most `max_frame` bytes), or an
+/// unprefixed message (dropped, spec 6.1).
+#[allow(clippy::too_many_arguments)]
+pub fn backend_message(
+    kind: MessageKind,
+    data: &[u8],
+    single_frame: bool,
+    grip: &mut GripWs,
+    client_out: &mut OutBuf,
+    to_client: bool,
+    max_frame: usize,
+    now: Instant,
+    log_prefix: u64,
+) -> Option<ControlEffects> {
+    if grip.enabled && kind == MessageKind::Text && data.starts_with(b"c:") {
+        if !single_frame {
+            log::debug!("ws {log_prefix}: fragmented control message ignored");
+            return None;
+        }
+        return match parse_control(&data[2..]) {
+            Ok(msg) => Some(grip.apply(msg, now)),
+            Err(e) => match e.close_code() {
+                Some(code) => {
+                    log::info!("ws {log_prefix}: control message refused, closing: {e}");
+                    Some(ControlEffects {
+                        close: Some((code, "invalid control message")),
+                        ..ControlEffects::default()
+                    })
+                }
+                None => {
+                    log::debug!("ws {log_prefix}: invalid control message ignored: {e}");
+                    None
+                }
+            },
+        };
+    }
+    let content = if grip.enabled {
+        match data.strip_prefix(grip.prefix.as_bytes()) {
+            Some(content) => content,
+            None => {
+                log::debug!("ws {log_prefix}: backend message without the prefix dropped");
+                return None;
+            }
+        }
+    } else {
+        data
+    };
+    if to_client {
+        for f in split_message(kind, content, max_frame.max(1)) {
+            encode_frame(client_out.vec(), f.opcode, f.fin, f.payload, None);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -12,23 +12,26 @@
 //!   after a Close was sent without an answer.
 
 mod grip;
+mod over_http;
 mod passthrough;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::config::OUT_QUEUE_MAX;
+use super::config::{ProxyConfig, OUT_QUEUE_MAX};
 use crate::buf::{InBuf, OutBuf};
 use crate::publish::{Action, Item, WsType};
 use crate::websocket::assemble::Assembler;
 use crate::websocket::close::{self as code, ProtocolError};
-use crate::websocket::frame::{OpCode, Role};
+use crate::websocket::events::EventKind;
+use crate::websocket::frame::{MessageKind, OpCode, Role};
 use crate::websocket::limits::WsLimits;
 use crate::websocket::reader::{Event, Reader};
 use crate::websocket::writer::{encode_close, encode_frame};
 
 pub use grip::{GripWs, FILTERS_MAX};
+pub use over_http::{OverHttp, WohSetup};
 pub use passthrough::Passthrough;
 
 /// Published messages one WebSocket may queue before the oldest is dropped (as for HTTP holds).
@@ -38,6 +41,7 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The session's buffers for one `advance` call.
 pub struct WsIo<'a> {
+    pub cfg: &'a ProxyConfig,
     pub client_in: &'a mut InBuf,
     pub client_out: &'a mut OutBuf,
     pub client_eof: bool,
@@ -56,6 +60,8 @@ pub enum Peer {
     Backend(Box<Passthrough>),
     /// The `test` target's echo endpoint (spec 7.8): messages come straight back.
     Echo,
+    /// A plain HTTP backend speaking WebSocket-over-HTTP (spec 6.2).
+    OverHttp(Box<OverHttp>),
 }
 
 pub struct WsConn {
@@ -74,6 +80,10 @@ pub struct WsConn {
     close_sent_at: Option<Instant>,
     /// A fragmented message is being relayed to the client: deliveries wait for its end.
     relaying_to_client: bool,
+    /// The client's connection ended without a Close (or must be dropped without one).
+    client_gone: bool,
+    /// The code of the client's Close, to answer it with when the backend does not.
+    client_close_code: Option<u16>,
     finished: bool,
     /// Channel changes for the reactor.
     pub subscribe: Vec<String>,
@@ -100,6 +110,8 @@ impl WsConn {
             client_close_sent: false,
             close_sent_at: None,
             relaying_to_client: false,
+            client_gone: false,
+            client_close_code: None,
             finished: false,
             subscribe: Vec::new(),
             unsubscribe: Vec::new(),
@@ -120,16 +132,36 @@ impl WsConn {
         match &self.peer {
             Peer::Backend(pt) => !pt.is_done(),
             Peer::Echo => false,
+            Peer::OverHttp(_) => true,
         }
+    }
+
+    /// WebSocket-over-HTTP's requests for the session's connection handling.
+    pub fn over_http(&mut self) -> Option<&mut OverHttp> {
+        match &mut self.peer {
+            Peer::OverHttp(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The connection asked for by WebSocket-over-HTTP could not be made.
+    pub fn backend_connect_failed(&mut self, io: &mut WsIo, why: &str, now: Instant) {
+        let mut signals = Vec::new();
+        if let Peer::OverHttp(w) = &mut self.peer {
+            w.connect_failed(why, now, &mut signals, io.client_out);
+        }
+        self.on_signals(io, signals, now);
     }
 
     /// Whether client bytes should be read now (backpressure: the peer's queue has room).
     pub fn wants_client_read(&self, backend_out_len: usize) -> bool {
         !self.finished
             && !self.client_closed
+            && !self.client_gone
             && match &self.peer {
                 Peer::Backend(_) => backend_out_len < OUT_QUEUE_MAX,
                 Peer::Echo => true,
+                Peer::OverHttp(w) => w.is_open() && w.has_room(),
             }
     }
 
@@ -149,13 +181,26 @@ impl WsConn {
         if io.client_out.len() != out_before {
             self.grip.client_written(now);
         }
+        if !self.finished && !self.client_gone && io.client_eof && !self.client_closed {
+            log::debug!("ws {}: client went away without a Close", self.log_prefix);
+            self.client_gone = true;
+            self.end_backend(io);
+            progress = true;
+        }
+        if let Peer::OverHttp(w) = &mut self.peer {
+            if self.client_closed && !self.client_close_sent && w.is_idle() && !self.client_gone {
+                // The backend answered the client's CLOSE without one of its own: complete the handshake.
+                let c = self.client_close_code;
+                self.close_client(io.client_out, c, "", now);
+            }
+        }
         if !self.finished {
-            if io.client_eof && !self.client_closed {
-                log::debug!("ws {}: client went away without a Close", self.log_prefix);
-                self.end_backend(io);
-                self.finished = true;
-                progress = true;
-            } else if self.client_closed && self.client_close_sent {
+            let client_done = self.client_gone || (self.client_closed && self.client_close_sent);
+            let backend_done = match &self.peer {
+                Peer::OverHttp(w) => w.is_finished() || w.is_idle(),
+                _ => true,
+            };
+            if client_done && backend_done {
                 self.finished = true;
                 progress = true;
             }
@@ -189,17 +234,18 @@ impl WsConn {
     }
 
     /// The earliest time `on_time` has something to do.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self, cfg: &ProxyConfig) -> Option<Instant> {
         let close = self.close_sent_at.map(|t| t + CLOSE_WAIT);
         let own = if self.client_close_sent {
             None
         } else {
             self.grip.deadline()
         };
-        match (close, own) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let woh = match &self.peer {
+            Peer::OverHttp(w) => w.deadline(cfg),
+            _ => None,
+        };
+        [close, own, woh].into_iter().flatten().min()
     }
 
     /// Time passed: keep-alives and delayed messages go out, an unanswered Close gives up.
@@ -215,6 +261,11 @@ impl WsConn {
                 return;
             }
         }
+        let mut signals = Vec::new();
+        if let Peer::OverHttp(w) = &mut self.peer {
+            w.on_time(io.cfg, now, &mut signals, io.client_out);
+        }
+        self.on_signals(io, signals, now);
         if self.send_due(io.client_out, now) {
             self.grip.client_written(now);
         }
@@ -239,7 +290,8 @@ impl WsConn {
         let mut progress = false;
         loop {
             let backend_out = io.backend.as_ref().map_or(0, |b| b.output.len());
-            if !self.wants_client_read(backend_out) || io.client_in.is_empty() {
+            // An empty buffer is still read: a zero-length frame's end is reported without input.
+            if !self.wants_client_read(backend_out) {
                 return progress;
             }
             let (used, result) = match self.client_rx.read(io.client_in.data_mut()) {
@@ -281,7 +333,16 @@ impl WsConn {
     }
 
     fn on_client_close(&mut self, io: &mut WsIo, c: Option<u16>, reason: &str, now: Instant) {
+        self.client_close_code = c;
         match &mut self.peer {
+            Peer::OverHttp(w) if !self.grip.detached && !self.client_close_sent => {
+                // The backend answers with a CLOSE event, which completes the client's handshake.
+                let mut content = Vec::new();
+                if let Some(c) = c {
+                    crate::websocket::close::write_close_payload(&mut content, c, reason);
+                }
+                w.queue(EventKind::Close, &content);
+            }
             Peer::Backend(pt) if !self.grip.detached && pt.can_send() => {
                 // The backend answers; its Close is relayed to complete the client's handshake.
                 if let Some(b) = io.backend.as_mut() {
@@ -324,6 +385,22 @@ impl WsConn {
     // ---- peer → client ----------------------------------------------------------------------------------------
 
     fn read_peer(&mut self, io: &mut WsIo, now: Instant) -> bool {
+        if let Peer::OverHttp(w) = &mut self.peer {
+            let to_client = !self.client_close_sent && !self.client_gone && !self.grip.detached;
+            let mut signals = Vec::new();
+            let progress = w.advance(
+                io.backend.as_mut(),
+                io.cfg,
+                &mut self.grip,
+                io.client_out,
+                to_client,
+                now,
+                &mut signals,
+            );
+            let any = !signals.is_empty();
+            self.on_signals(io, signals, now);
+            return progress || any;
+        }
         let Peer::Backend(pt) = &mut self.peer else {
             return false;
         };
@@ -404,6 +481,43 @@ impl WsConn {
         progress
     }
 
+    /// Act on what a WebSocket-over-HTTP response said.
+    fn on_signals(&mut self, io: &mut WsIo, signals: Vec<over_http::Signal>, now: Instant) {
+        for signal in signals {
+            match signal {
+                over_http::Signal::Opened => {}
+                // An HTTP answer is queued instead of a 101, or (spec 6.2 "Errors") the client's TCP
+                // connection is closed without a Close frame.
+                over_http::Signal::Refused | over_http::Signal::Failed(_) => {
+                    self.client_gone = true;
+                    self.client_close_sent = true;
+                    self.finished = true;
+                }
+                over_http::Signal::Disconnect => {
+                    self.client_gone = true;
+                    self.client_close_sent = true;
+                }
+                over_http::Signal::Close(c, reason) => {
+                    if !self.grip.detached && !self.client_close_sent && !self.client_gone {
+                        self.close_client(io.client_out, c, &reason, now);
+                    }
+                }
+                over_http::Signal::Control(fx) => {
+                    self.subscribe.extend(fx.subscribe);
+                    self.unsubscribe.extend(fx.unsubscribe);
+                    if let Some((c, reason)) = fx.close {
+                        self.close_client(io.client_out, Some(c), reason, now);
+                    }
+                    if fx.detach || fx.close.is_some() {
+                        if let Peer::OverHttp(w) = &mut self.peer {
+                            w.queue_final(EventKind::Close);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     // ---- proxy's own messages ---------------------------------------------------------------------------------
 
     fn send_due(&mut self, out: &mut OutBuf, now: Instant) -> bool {
@@ -443,11 +557,15 @@ impl WsConn {
                     .unwrap_or(code::NORMAL);
                 let reason = ws.close_reason.as_deref().unwrap_or("");
                 self.close_client(out, Some(c), reason, now);
-                if let Peer::Backend(pt) = &mut self.peer {
-                    pt.want_close();
-                    if let Some(b) = io.backend.as_mut() {
-                        pt.flush_wanted_close(b.output);
+                match &mut self.peer {
+                    Peer::Backend(pt) => {
+                        pt.want_close();
+                        if let Some(b) = io.backend.as_mut() {
+                            pt.flush_wanted_close(b.output);
+                        }
                     }
+                    Peer::OverHttp(w) => w.queue_final(EventKind::Close),
+                    Peer::Echo => {}
                 }
                 break;
             }
@@ -479,6 +597,17 @@ impl WsConn {
 
     /// Close the backend side: a Close if it can still take one, then it is done.
     fn end_backend(&mut self, io: &mut WsIo) {
+        if let Peer::OverHttp(w) = &mut self.peer {
+            // Spec 6.2 steps 7 and 8: DISCONNECT when the client vanished, a bare CLOSE when holdfast
+            // closed it.
+            let kind = if self.client_gone {
+                EventKind::Disconnect
+            } else {
+                EventKind::Close
+            };
+            w.queue_final(kind);
+            return;
+        }
         if let Peer::Backend(pt) = &mut self.peer {
             if let Some(b) = io.backend.as_mut() {
                 if pt.can_send() {
@@ -528,6 +657,22 @@ fn route_client_event(
         Peer::Backend(pt) if !grip.detached => {
             if let Some(b) = backend {
                 pt.relay_client_event(ev, b.output);
+            }
+            Ok(())
+        }
+        Peer::OverHttp(w) if !grip.detached => {
+            match ev {
+                Event::Ping(p) => w.queue(EventKind::Ping, p),
+                Event::Pong(p) => w.queue(EventKind::Pong, p),
+                _ => {
+                    if let Some(m) = msg.push(ev).map_err(ClientOutcome::Broken)? {
+                        let kind = match m.kind {
+                            MessageKind::Text => EventKind::Text,
+                            MessageKind::Binary => EventKind::Binary,
+                        };
+                        w.queue(kind, m.data);
+                    }
+                }
             }
             Ok(())
         }

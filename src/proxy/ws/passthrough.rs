@@ -4,12 +4,11 @@
 
 use std::time::Instant;
 
-use super::grip::{ControlEffects, GripWs};
+use super::grip::{backend_message, ControlEffects, GripWs};
 use crate::buf::{InBuf, OutBuf};
 use crate::websocket::assemble::Assembler;
 use crate::websocket::close::ProtocolError;
-use crate::websocket::control::parse_control;
-use crate::websocket::frame::{FrameHeader, MessageKind, OpCode, Role};
+use crate::websocket::frame::{FrameHeader, OpCode, Role};
 use crate::websocket::limits::WsLimits;
 use crate::websocket::reader::{Event, Reader};
 use crate::websocket::writer::{append_masked, encode_close, encode_frame, encode_header};
@@ -175,9 +174,6 @@ impl Passthrough {
         client_closing: bool,
         now: Instant,
     ) -> Result<Read, ProtocolError> {
-        if input.is_empty() {
-            return Ok(Read::Nothing);
-        }
         let to_client = !client_closing && !grip.detached;
         let (used, event) = self.rx.read(input.data_mut())?;
         let result = match event {
@@ -222,16 +218,20 @@ impl Passthrough {
                     let single = self.single_frame;
                     match assembler.push(ev)? {
                         None => Read::Moved { relaying: false },
-                        Some(m) => grip_message(
+                        Some(m) => match backend_message(
                             m.kind,
                             m.data,
                             single,
                             grip,
                             client_out,
                             to_client,
+                            usize::MAX,
                             now,
                             self.log_prefix,
-                        ),
+                        ) {
+                            Some(fx) => Read::Control(fx),
+                            None => Read::Moved { relaying: false },
+                        },
                     }
                 }
                 None => {
@@ -286,50 +286,4 @@ impl Passthrough {
             _ => {}
         }
     }
-}
-
-/// A whole message from a GRIP backend: a control message, a prefixed message for the client, or
-/// (unprefixed) dropped.
-#[allow(clippy::too_many_arguments)]
-fn grip_message(
-    kind: MessageKind,
-    data: &[u8],
-    single_frame: bool,
-    grip: &mut GripWs,
-    client_out: &mut OutBuf,
-    to_client: bool,
-    now: Instant,
-    log_prefix: u64,
-) -> Read {
-    if kind == MessageKind::Text && data.starts_with(b"c:") {
-        if !single_frame {
-            log::debug!("ws {log_prefix}: fragmented control message ignored");
-            return Read::Moved { relaying: false };
-        }
-        return match parse_control(&data[2..]) {
-            Ok(msg) => Read::Control(grip.apply(msg, now)),
-            Err(e) => match e.close_code() {
-                Some(code) => {
-                    log::info!("ws {log_prefix}: control message refused, closing: {e}");
-                    Read::Control(ControlEffects {
-                        close: Some((code, "invalid control message")),
-                        ..ControlEffects::default()
-                    })
-                }
-                None => {
-                    log::debug!("ws {log_prefix}: invalid control message ignored: {e}");
-                    Read::Moved { relaying: false }
-                }
-            },
-        };
-    }
-    match data.strip_prefix(grip.prefix.as_bytes()) {
-        Some(content) => {
-            if to_client {
-                encode_frame(client_out.vec(), kind.opcode(), true, content, None);
-            }
-        }
-        None => log::debug!("ws {log_prefix}: backend message without the prefix dropped"),
-    }
-    Read::Moved { relaying: false }
 }

@@ -52,7 +52,9 @@ impl Bufs {
     }
 
     fn advance(&mut self, ws: &mut WsConn) {
+        let cfg = ProxyConfig::from_settings(&crate::config::Settings::defaults()).unwrap();
         let mut io = WsIo {
+            cfg: &cfg,
             client_in: &mut self.client_in,
             client_out: &mut self.client_out,
             client_eof: false,
@@ -230,4 +232,28 @@ fn a_client_close_is_relayed_and_the_backend_answer_completes_it() {
     );
     assert!(ws.is_finished());
     assert!(!ws.wants_backend());
+}
+
+#[test]
+fn zero_length_messages_pass_both_ways_and_do_not_hold_up_publishes() {
+    let mut ws = passthrough(None);
+    ws.grip.subscribe_implicit(&["ch".into()]);
+    let mut b = Bufs::new();
+    b.client_in.extend(&client_frame(OpCode::Text, true, b""));
+    b.backend_in
+        .extend(&server_frame(OpCode::Binary, true, b""));
+    b.advance(&mut ws);
+    assert_eq!(
+        frames(&b.take_backend_out()),
+        [(OpCode::Text, true, true, Vec::new())]
+    );
+    assert!(ws.deliver(&ws_item("ch", "after"), "ch", &|_| true));
+    b.advance(&mut ws);
+    assert_eq!(
+        frames(&b.take_client_out()),
+        [
+            (OpCode::Binary, true, false, Vec::new()),
+            (OpCode::Text, true, false, b"after".to_vec()),
+        ]
+    );
 }
