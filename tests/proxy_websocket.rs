@@ -435,3 +435,154 @@ fn over_http_sends_disconnect_when_the_client_vanishes() {
     });
     assert!(got, "no DISCONNECT event reached the backend");
 }
+
+/// A GRIP WebSocket backend that runs each text message from the client as a script line:
+/// `send X` replies `m:X`, `ctl JSON` sends `c:JSON`, anything else is echoed with the prefix.
+fn scripted_grip_backend() -> WsBackend {
+    WsBackend::start(
+        Answer::Accept("Sec-WebSocket-Extensions: grip\r\n".into()),
+        |_, peer| loop {
+            let Ok(m) = peer.try_msg() else { return };
+            match m {
+                Msg::Text(t) => match t.split_once(' ') {
+                    Some(("ctl", json)) => peer.text(&format!("c:{json}")),
+                    Some(("send", x)) => peer.text(&format!("m:{x}")),
+                    _ => peer.text(&format!("m:{t}")),
+                },
+                Msg::Close(c, r) => {
+                    peer.close(c.unwrap_or(1000), &r);
+                    return;
+                }
+                _ => {}
+            }
+        },
+    )
+}
+
+#[test]
+fn set_meta_feeds_the_skip_self_filter_and_send_delayed_waits_unless_flushed() {
+    let backend = scripted_grip_backend();
+    let hf = Holdfast::start(&[&format!("* {}", backend.target())], "");
+    let mut ws = ws_connect(hf.port, "/", "").ok();
+    ws.text(r#"ctl {"type":"set-meta","name":"user","value":"alice"}"#);
+    ws.text(r#"ctl {"type":"subscribe","channel":"room","filters":["skip-self"]}"#);
+    ws.text("send ready");
+    assert_eq!(ws.data_msg(), Msg::Text("ready".into()));
+    publish_until_received(&hf, &mut ws, "room", "probe");
+    let item = |sender: &str, text: &str| {
+        format!(
+            r#"{{"items":[{{"channel":"room","meta":{{"sender":"{sender}"}},"formats":{{"ws-message":{{"content":"{text}"}}}}}}]}}"#
+        )
+    };
+    publish(&hf, &item("alice", "from alice"));
+    publish(&hf, &item("bob", "from bob"));
+    assert_eq!(
+        ws.data_msg(),
+        Msg::Text("from bob".into()),
+        "skip-self let alice's own message through"
+    );
+
+    ws.text(r#"ctl {"type":"send-delayed","content":"later","timeout":30}"#);
+    ws.text("send now");
+    assert_eq!(ws.data_msg(), Msg::Text("now".into()));
+    ws.text(r#"ctl {"type":"flush-delayed"}"#);
+    ws.set_timeout(Duration::from_secs(5));
+    assert_eq!(ws.data_msg(), Msg::Text("later".into()));
+}
+
+#[test]
+fn detach_closes_the_backend_side_but_publishes_still_reach_the_client() {
+    let backend = scripted_grip_backend();
+    let hf = Holdfast::start(&[&format!("* {}", backend.target())], "");
+    let mut ws = ws_connect(hf.port, "/", "").ok();
+    ws.text(r#"ctl {"type":"subscribe","channel":"news"}"#);
+    ws.text("send subscribed");
+    assert_eq!(ws.data_msg(), Msg::Text("subscribed".into()));
+    ws.text(r#"ctl {"type":"detach"}"#);
+    // Messages after the detach are discarded, so the client hears nothing back...
+    ws.text("send anyone?");
+    ws.set_timeout(Duration::from_millis(500));
+    assert!(
+        ws.try_msg().is_err(),
+        "a message reached the backend after detach"
+    );
+    // ...but publishes still arrive, and pings are answered by holdfast itself.
+    publish_until_received(&hf, &mut ws, "news", "still here");
+    ws.send_frame(OpCode::Ping, true, b"p");
+    assert_eq!(ws.msg(), Msg::Pong(b"p".to_vec()));
+}
+
+#[test]
+fn frames_sent_with_the_handshake_are_not_lost() {
+    let backend = WsBackend::start(Answer::Accept(String::new()), echo_script);
+    let hf = Holdfast::start(&[&format!("* {}", backend.target())], "");
+    let mut frame = Vec::new();
+    holdfast::websocket::writer::encode_frame(
+        &mut frame,
+        OpCode::Text,
+        true,
+        b"early",
+        Some([9, 8, 7, 6]),
+    );
+    let extra = "X-Pad: 1\r\n\r\n";
+    // The handshake and a first frame leave in one write.
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", hf.port)).unwrap();
+    let mut req = format!(
+        "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {TEST_KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}"
+    )
+    .into_bytes();
+    req.extend_from_slice(&frame);
+    use std::io::Write;
+    sock.write_all(&req).unwrap();
+    let mut peer = ws_from_stream(sock);
+    assert_eq!(peer.data_msg(), Msg::Text("early".into()));
+}
+
+#[test]
+fn one_event_sends_each_message_in_its_own_request() {
+    let backend = Backend::start(|req| {
+        let evs = events_of(&req.body);
+        let mut out: Vec<(&str, Vec<u8>)> = Vec::new();
+        for (kind, content) in &evs {
+            match kind.as_str() {
+                "OPEN" => out.push(("OPEN", Vec::new())),
+                "TEXT" => out.push(("TEXT", content.clone())),
+                _ => {}
+            }
+        }
+        let evs: Vec<(&str, &[u8])> = out.iter().map(|(k, c)| (*k, c.as_slice())).collect();
+        events_reply(&[], &evs)
+    });
+    let hf = Holdfast::start(
+        &[&format!("* {},over_http,one_event", backend.target())],
+        "",
+    );
+    let mut ws = ws_connect(hf.port, "/", "").ok();
+    for m in ["a", "b", "c"] {
+        ws.text(m);
+    }
+    for m in ["a", "b", "c"] {
+        assert_eq!(ws.data_msg(), Msg::Text(m.into()));
+    }
+    let reqs = backend.requests();
+    assert_eq!(reqs.len(), 4, "OPEN and one request per message");
+    assert!(reqs[1..].iter().all(|r| events_of(&r.body).len() == 1));
+}
+
+#[test]
+fn a_published_refresh_makes_an_over_http_connection_ask_its_backend() {
+    let backend = woh_backend();
+    let hf = Holdfast::start(&[&format!("* {},over_http", backend.target())], "");
+    let mut ws = ws_connect(hf.port, "/", "").ok();
+    publish_until_received(&hf, &mut ws, "woh-chan", "subscribed");
+    let before = backend.request_count();
+    publish(&hf, &ws_item("woh-chan", r#"{"action":"refresh"}"#));
+    assert!(
+        wait_until(Duration::from_secs(5), || backend.request_count() > before),
+        "no request after the refresh"
+    );
+    let last = backend.last();
+    assert!(last.body.is_empty(), "a refresh request carries no events");
+    assert!(last.header("Connection-Id").is_some());
+}

@@ -151,6 +151,9 @@ pub struct Settings {
     /// Largest WebSocket message holdfast collects whole (WebSocket-over-HTTP events, GRIP messages from a
     /// backend); larger ones close the connection with 1009. Relayed frames stream and are not bounded by it.
     pub websocket_max_message: usize,
+    /// Largest WebSocket frame payload accepted (close 1009 beyond); relayed frames stream, so this bounds
+    /// nonsense lengths rather than memory.
+    pub websocket_max_frame: u64,
     pub backend_pool_idle_ms: u64,
     pub shutdown_grace_ms: u64,
     /// How often the routes file's mtime is checked.
@@ -264,6 +267,7 @@ const SUPPORTED_KEYS: &[(&str, &[&str])] = &[
             "backend_pool_max_idle",
             "backend_pool_idle_ms",
             "websocket_max_message",
+            "websocket_max_frame",
             "shutdown_grace_ms",
             "routes_check_interval_ms",
         ],
@@ -425,6 +429,7 @@ impl Settings {
             backend_idle_timeout_ms: 60_000,
             backend_pool_max_idle: 64,
             websocket_max_message: 1024 * 1024,
+            websocket_max_frame: 16 * 1024 * 1024,
             backend_pool_idle_ms: 30_000,
             shutdown_grace_ms: 10_000,
             routes_check_interval_ms: 1000,
@@ -897,6 +902,7 @@ pub(super) fn build(
     );
     set!(s.backend_pool_max_idle, r.num(h, "backend_pool_max_idle")?);
     set!(s.websocket_max_message, r.num(h, "websocket_max_message")?);
+    set!(s.websocket_max_frame, r.num(h, "websocket_max_frame")?);
     set!(s.backend_pool_idle_ms, r.num(h, "backend_pool_idle_ms")?);
     set!(s.shutdown_grace_ms, r.num(h, "shutdown_grace_ms")?);
     set!(

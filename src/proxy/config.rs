@@ -42,6 +42,8 @@ pub struct ProxyConfig {
     pub subscription_max: usize,
     /// `[holdfast] websocket_max_message`: the largest WebSocket message collected whole (at least 125).
     pub ws_max_message: usize,
+    /// `[holdfast] websocket_max_frame`: the largest WebSocket frame payload accepted.
+    pub ws_max_frame: u64,
     /// Grip-Sig issuer and key for routes that don't set their own (`sig_iss`, `sig_key`).
     pub sig: Option<(String, SigKey)>,
     /// Key that makes a client trusted when its Grip-Sig verifies (`upstream_key`).
@@ -90,6 +92,7 @@ impl ProxyConfig {
             log_user_agent: s.log_user_agent,
             subscription_max: s.connection_subscription_max.max(1),
             ws_max_message: s.websocket_max_message.clamp(125, 256 * 1024 * 1024),
+            ws_max_frame: s.websocket_max_frame.max(125),
             sig,
             upstream_key,
         })

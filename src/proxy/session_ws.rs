@@ -71,7 +71,7 @@ const NOT_RELAYED_101: [&str; 5] = [
 fn ws_limits(cfg: &ProxyConfig) -> WsLimits {
     WsLimits {
         max_message: cfg.ws_max_message,
-        ..WsLimits::default()
+        max_frame: cfg.ws_max_frame,
     }
 }
 

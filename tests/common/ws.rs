@@ -286,6 +286,14 @@ pub fn ws_connect(port: u16, path: &str, extra: &str) -> WsOpen {
     }
 }
 
+/// Finish a handshake written by hand on `sock`: read the 101 and wrap the connection.
+pub fn ws_from_stream(mut sock: TcpStream) -> WsPeer {
+    sock.set_read_timeout(Some(IO_TIMEOUT)).ok();
+    let (head, rest) = read_head(&mut sock).expect("handshake answer");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    WsPeer::new(sock, rest, true)
+}
+
 /// One connection a `WsBackend` accepted.
 #[derive(Debug, Clone)]
 pub struct BackendConn {

@@ -23,9 +23,10 @@ def free_port():
 class Stack:
     """A backend (serving `handler`, a BaseHTTPRequestHandler class) and holdfast routing `*` to it.
 
-    `proxy_ini` and `handler_ini` are extra lines for the [proxy] and [handler] sections."""
+    `proxy_ini` and `handler_ini` are extra lines for the [proxy] and [handler] sections; `target_options`
+    is appended to the route's target (e.g. ",over_http")."""
 
-    def __init__(self, handler, proxy_ini="", handler_ini="", args=()):
+    def __init__(self, handler, proxy_ini="", handler_ini="", args=(), target_options=""):
         self.backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=self.backend.serve_forever, daemon=True).start()
         self.http_port, self.control_port = free_port(), free_port()
@@ -38,7 +39,7 @@ class Stack:
                 % (self.http_port, proxy_ini, self.control_port, handler_ini)
             )
         with open(os.path.join(work, "routes"), "w") as f:
-            f.write("* 127.0.0.1:%d\n" % self.backend.server_address[1])
+            f.write("* 127.0.0.1:%d%s\n" % (self.backend.server_address[1], target_options))
         self.log = open(os.path.join(work, "holdfast.log"), "wb")
         self.proc = subprocess.Popen([HOLDFAST, "--config", conf, *args], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10

@@ -569,8 +569,19 @@ impl WsConn {
                 }
                 break;
             }
-            let opcode = ws_opcode(ws.kind);
-            encode_frame(out.vec(), opcode, true, &ws.content, None);
+            match ws.action {
+                Action::Send => {
+                    encode_frame(out.vec(), ws_opcode(ws.kind), true, &ws.content, None)
+                }
+                // Spec 5.2: a refresh makes a WebSocket-over-HTTP connection ask its backend at once.
+                Action::Refresh => {
+                    if let Peer::OverHttp(w) = &mut self.peer {
+                        w.refresh();
+                    }
+                }
+                // A hint is accepted and ignored for WebSockets (spec 5.2).
+                Action::Hint | Action::Close => {}
+            }
         }
         progress
     }

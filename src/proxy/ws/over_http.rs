@@ -125,6 +125,8 @@ pub struct OverHttp {
     one_event: bool,
     /// A DISCONNECT (or a last CLOSE) is the final request: nothing follows it.
     final_sent: bool,
+    /// An empty request is wanted now (a published `refresh`).
+    refresh: bool,
     finished: bool,
     pending_max: usize,
     body_max: usize,
@@ -156,6 +158,7 @@ impl OverHttp {
             retry_at: None,
             one_event,
             final_sent: false,
+            refresh: false,
             finished: false,
             pending_max,
             body_max,
@@ -199,6 +202,13 @@ impl OverHttp {
             self.pending_content += content.len();
         }
         self.pending.push((kind, content.to_vec()));
+    }
+
+    /// Ask the backend at once with an empty request (or with whatever is pending).
+    pub fn refresh(&mut self) {
+        if self.stage == Stage::Open && !self.final_sent {
+            self.refresh = true;
+        }
     }
 
     /// The last request: a DISCONNECT (the client vanished) or a bare CLOSE (holdfast closed the client).
@@ -288,7 +298,7 @@ impl OverHttp {
                 && self
                     .keep_alive
                     .is_some_and(|every| now >= self.last_request + every);
-            if !self.pending.is_empty() || keep_alive_due {
+            if !self.pending.is_empty() || keep_alive_due || self.refresh {
                 self.ask_connection(now);
                 progress = true;
             }
@@ -325,6 +335,7 @@ impl OverHttp {
             self.pending.len()
         };
         self.in_flight = self.pending.drain(..take).collect();
+        self.refresh = false;
         let mut body = Vec::new();
         for (kind, content) in &self.in_flight {
             match kind {
@@ -803,4 +814,103 @@ fn write_rejection(out: &mut OutBuf, resp: &ResponseHead, body: &[u8]) {
         &headers,
     );
     out.extend(body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::RouteTable;
+
+    fn woh() -> OverHttp {
+        let (table, _) = RouteTable::parse("* 127.0.0.1:1,over_http\n", "test").unwrap();
+        let (router, _) = Router::new(table).unwrap();
+        let head = crate::http1::parse_request_head(
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            &Default::default(),
+        )
+        .unwrap()
+        .unwrap()
+        .0;
+        let setup = WohSetup {
+            head,
+            router: Arc::new(router),
+            route_idx: 0,
+            candidates: vec![("127.0.0.1:1".parse().unwrap(), 0)],
+            peer: "127.0.0.1".parse().unwrap(),
+            tls: false,
+            trusted: false,
+            client_accept: [b'a'; WS_ACCEPT_MAX],
+            max_message: 1024,
+        };
+        OverHttp::new(setup, false, Instant::now(), 1)
+    }
+
+    fn response(headers: &str) -> ResponseHead {
+        let text = format!("HTTP/1.1 200 OK\r\n{headers}\r\n");
+        parse_response_head(text.as_bytes(), &Default::default())
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn keep_alive_interval_is_at_least_20_seconds_and_zero_turns_it_off() {
+        let mut w = woh();
+        w.read_headers(&response("Keep-Alive-Interval: 5\r\n"));
+        assert_eq!(w.keep_alive, Some(Duration::from_secs(20)));
+        w.read_headers(&response("Keep-Alive-Interval: 45\r\n"));
+        assert_eq!(w.keep_alive, Some(Duration::from_secs(45)));
+        w.read_headers(&response("Keep-Alive-Interval: 0\r\n"));
+        assert_eq!(w.keep_alive, None);
+    }
+
+    #[test]
+    fn set_meta_sets_replaces_and_an_empty_value_removes() {
+        let mut w = woh();
+        w.read_headers(&response("Set-Meta-User: alice\r\nSet-Meta-Room: 7\r\n"));
+        w.read_headers(&response("Set-Meta-User: bob\r\n"));
+        assert_eq!(
+            w.meta,
+            [
+                ("Room".to_string(), "7".to_string()),
+                ("User".to_string(), "bob".to_string())
+            ]
+        );
+        w.read_headers(&response("Set-Meta-Room: \r\n"));
+        assert_eq!(w.meta, [("User".to_string(), "bob".to_string())]);
+    }
+
+    #[test]
+    fn partly_accepted_content_is_replayed_first() {
+        let mut w = woh();
+        w.pending.clear();
+        w.in_flight = vec![
+            (EventKind::Text, b"hello".to_vec()),
+            (EventKind::Binary, b"world".to_vec()),
+        ];
+        w.pending_content = 10;
+        w.queue(EventKind::Text, b"later");
+        w.accepted("7").unwrap();
+        assert_eq!(
+            w.pending,
+            [
+                (EventKind::Binary, b"rld".to_vec()),
+                (EventKind::Text, b"later".to_vec()),
+            ]
+        );
+        assert_eq!(w.replayed, 3);
+        assert_eq!(w.pending_content, 8);
+    }
+
+    #[test]
+    fn accepting_more_than_offered_or_data_without_its_close_is_an_error() {
+        let mut w = woh();
+        w.in_flight = vec![(EventKind::Text, b"abc".to_vec())];
+        assert!(w.accepted("4").is_err());
+        w.in_flight = vec![
+            (EventKind::Text, b"abc".to_vec()),
+            (EventKind::Close, vec![3, 232]),
+        ];
+        assert!(w.accepted("3").is_err());
+    }
 }
