@@ -250,6 +250,9 @@ impl WsConn {
 
     /// Time passed: keep-alives and delayed messages go out, an unanswered Close gives up.
     pub fn on_time(&mut self, io: &mut WsIo, now: Instant) {
+        if self.finished {
+            return;
+        }
         if let Some(sent) = self.close_sent_at {
             if now >= sent + CLOSE_WAIT {
                 log::debug!(
