@@ -113,11 +113,13 @@ fn close_codes_and_reasons_cross_the_proxy_both_ways() {
         "proxy did not close the TCP connection"
     );
 
-    // Backend-initiated.
-    let backend = WsBackend::start(Answer::Accept(String::new()), |_, peer| {
+    // Backend-initiated: the client's answer reaches the backend before holdfast lets go of it.
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = std::sync::Arc::clone(&answered);
+    let backend = WsBackend::start(Answer::Accept(String::new()), move |_, peer| {
         let _ = peer.try_msg();
         peer.close(4005, "backend says bye");
-        let _ = peer.try_msg();
+        *seen.lock().unwrap() = peer.try_msg().ok();
     });
     let hf = Holdfast::start(&[&format!("* {}", backend.target())], "");
     let mut ws = ws_connect(hf.port, "/", "").ok();
@@ -125,6 +127,17 @@ fn close_codes_and_reasons_cross_the_proxy_both_ways() {
     assert_eq!(ws.msg(), Msg::Close(Some(4005), "backend says bye".into()));
     ws.close(4005, "");
     assert!(ws.eof_within(Duration::from_secs(5)));
+    assert!(
+        wait_until(Duration::from_secs(5), || answered
+            .lock()
+            .unwrap()
+            .is_some()),
+        "the backend never got the client's Close"
+    );
+    assert_eq!(
+        *answered.lock().unwrap(),
+        Some(Msg::Close(Some(4005), String::new()))
+    );
 }
 
 #[test]

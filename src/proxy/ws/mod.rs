@@ -178,7 +178,8 @@ impl WsConn {
         if let (Peer::Backend(pt), Some(b)) = (&mut self.peer, io.backend.as_mut()) {
             pt.flush_wanted_close(b.output);
         }
-        if io.client_out.len() != out_before {
+        if io.client_out.len() > out_before {
+            self.bytes_out += (io.client_out.len() - out_before) as u64;
             self.grip.client_written(now);
         }
         if !self.finished && !self.client_gone && io.client_eof && !self.client_closed {
@@ -198,7 +199,12 @@ impl WsConn {
             let client_done = self.client_gone || (self.client_closed && self.client_close_sent);
             let backend_done = match &self.peer {
                 Peer::OverHttp(w) => w.is_finished() || w.is_idle(),
-                _ => true,
+                // Our last frames to the backend (its Close answered) leave before the socket is dropped.
+                Peer::Backend(_) => io
+                    .backend
+                    .as_ref()
+                    .is_none_or(|b| b.output.is_empty() || b.eof),
+                Peer::Echo => true,
             };
             if client_done && backend_done {
                 self.finished = true;
