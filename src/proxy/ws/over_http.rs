@@ -913,4 +913,51 @@ mod tests {
         ];
         assert!(w.accepted("3").is_err());
     }
+
+    #[test]
+    fn connect_errors_after_open_are_retried_with_growing_delays_then_fail() {
+        let mut w = woh();
+        w.stage = Stage::Open;
+        w.pending.clear();
+        w.queue(EventKind::Text, b"keep me");
+        let mut out = Vec::new();
+        let mut client = OutBuf::new();
+        let t0 = Instant::now();
+        let mut delays = Vec::new();
+        for _ in 0..RETRIES_MAX {
+            w.request = Request::Connecting { since: t0 };
+            w.connect_failed("refused", t0, &mut out, &mut client);
+            let at = w.retry_at.take().expect("a retry is scheduled");
+            delays.push(at.duration_since(t0).as_secs());
+            assert_eq!(w.pending.len(), 1, "the queued event must survive a retry");
+        }
+        assert_eq!(delays, [1, 2, 4, 8, 16]);
+        assert!(out.is_empty());
+        w.request = Request::Connecting { since: t0 };
+        w.connect_failed("refused", t0, &mut out, &mut client);
+        assert!(matches!(out.as_slice(), [Signal::Failed(_)]), "{out:?}");
+        assert!(w.is_finished());
+        assert!(
+            client.is_empty(),
+            "a failure after open sends the client nothing"
+        );
+    }
+
+    #[test]
+    fn open_errors_go_to_the_next_candidate_then_answer_502() {
+        let mut w = woh();
+        w.setup.candidates.push(("127.0.0.2:1".parse().unwrap(), 0));
+        let mut out = Vec::new();
+        let mut client = OutBuf::new();
+        let now = Instant::now();
+        w.connect_failed("refused", now, &mut out, &mut client);
+        assert_eq!(
+            w.connect.take().map(|c| c.addr.to_string()).as_deref(),
+            Some("127.0.0.2:1")
+        );
+        assert!(out.is_empty());
+        w.connect_failed("refused", now, &mut out, &mut client);
+        assert_eq!(out, [Signal::Refused]);
+        assert!(String::from_utf8_lossy(client.data()).starts_with("HTTP/1.1 502 "));
+    }
 }
