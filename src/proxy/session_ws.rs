@@ -265,16 +265,6 @@ impl<S: Socket> Session<S> {
         }
         let one_event = target.is_some_and(|t| t.one_event);
         let route_id = route.id.clone();
-        log_request(
-            env.cfg,
-            &head,
-            self.peer,
-            &route_id,
-            candidates.first().map(|c| c.0),
-            101,
-            0,
-            Duration::ZERO,
-        );
         let setup = WohSetup {
             head: head.clone(),
             router: Arc::clone(&router),
@@ -289,17 +279,32 @@ impl<S: Socket> Session<S> {
         let woh = OverHttp::new(setup, one_event, now, self.log_prefix);
         let conn = WsConn::new(Peer::OverHttp(Box::new(woh)), grip, limits, self.log_prefix);
         self.enter_websocket(conn, &head, &route_id, now);
-        self.take_over_http_wants();
+        self.take_over_http_wants(env);
     }
 
     /// Hand WebSocket-over-HTTP's connection wishes to the reactor (`Want`).
-    fn take_over_http_wants(&mut self) {
+    fn take_over_http_wants(&mut self, env: &Env) {
         let Phase::WebSocket(ws) = &mut self.phase else {
             return;
         };
+        let (route_id, started) = (&ws.route_id, ws.started);
         let Some(w) = ws.conn.over_http() else {
             return;
         };
+        if let Some(code) = w.take_answer() {
+            // The access line waits for the backend's answer to the OPEN: 101, or what the client got.
+            let elapsed = self.now.saturating_duration_since(started);
+            log_request(
+                env.cfg,
+                w.head(),
+                self.peer,
+                route_id,
+                w.addr(),
+                code,
+                0,
+                elapsed,
+            );
+        }
         if std::mem::take(&mut w.drop_backend) {
             self.backend = None;
             self.release_backend = false;
@@ -319,7 +324,7 @@ impl<S: Socket> Session<S> {
         };
         let mut io = ws_io!(self, env.cfg);
         ws.conn.backend_connect_failed(&mut io, why, now);
-        self.take_over_http_wants();
+        self.take_over_http_wants(env);
     }
 
     /// A fresh backend connection of WebSocket-over-HTTP: is it connected yet?
@@ -362,7 +367,7 @@ impl<S: Socket> Session<S> {
                 }
             }
         }
-        self.take_over_http_wants();
+        self.take_over_http_wants(env);
         if finished {
             self.end_websocket(now);
             return true;
@@ -376,7 +381,7 @@ impl<S: Socket> Session<S> {
         };
         let mut io = ws_io!(self, env.cfg);
         ws.conn.on_time(&mut io, now);
-        self.take_over_http_wants();
+        self.take_over_http_wants(env);
     }
 
     fn end_websocket(&mut self, now: Instant) {

@@ -130,6 +130,8 @@ pub struct OverHttp {
     finished: bool,
     pending_max: usize,
     body_max: usize,
+    /// The status the client's handshake got (101, a relayed refusal, 502), once, for the access log.
+    answer: Option<u16>,
     /// For the session: a connection is wanted / the connection is done with.
     pub connect: Option<ConnectRequest>,
     pub release: bool,
@@ -159,6 +161,7 @@ impl OverHttp {
             one_event,
             final_sent: false,
             refresh: false,
+            answer: None,
             finished: false,
             pending_max,
             body_max,
@@ -173,6 +176,21 @@ impl OverHttp {
 
     pub fn connection_id(&self) -> &str {
         &self.cid
+    }
+
+    /// The client's handshake request.
+    pub fn head(&self) -> &RequestHead {
+        &self.setup.head
+    }
+
+    /// The backend address in use.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.setup.candidates.get(self.current).map(|c| c.0)
+    }
+
+    /// The handshake's outcome, once: the status the client got.
+    pub fn take_answer(&mut self) -> Option<u16> {
+        self.answer.take()
     }
 
     pub fn is_open(&self) -> bool {
@@ -518,6 +536,7 @@ impl OverHttp {
                     self.log_prefix
                 );
                 write_rejection(client_out, &resp, &body);
+                self.answer = Some(resp.code);
                 self.finished = true;
                 out.push(Signal::Refused);
             } else {
@@ -569,6 +588,7 @@ impl OverHttp {
                 }
             }
             write_switch(client_out, &resp, &self.setup.client_accept);
+            self.answer = Some(101);
             self.stage = Stage::Open;
             out.push(Signal::Opened);
             rest = &evs[evs.len().min(1)..];
@@ -740,6 +760,7 @@ impl OverHttp {
             crate::proxy::local::ORIGIN_ERROR,
             true,
         );
+        self.answer = Some(502);
         self.finished = true;
         out.push(Signal::Refused);
     }
