@@ -1010,13 +1010,18 @@ fn us(ns: u64) -> f64 {
 
 /// Opens every connection (bounded concurrency) and returns the opening summary as JSON fields.
 fn open_all(hub: &mut Hub, s: &Settings) -> Result<String, String> {
+    let attempts = hub.open_attempts;
     let deadline = Instant::now() + s.open_max;
     let all = hub
         .run_until(deadline, s.open_timeout, s.timeout, |h| h.opening_done())
         .map_err(|e| format!("poll failed: {e}"))?;
     if !all {
-        // Whatever is still opening at the deadline counts as a timeout.
+        // Whatever is still opening at the deadline counts as a timeout, and nothing is retried or
+        // opened after it.
+        hub.open_attempts = 0;
         hub.sweep(Duration::ZERO, s.timeout);
+        hub.retry.clear();
+        hub.next = hub.conns.len();
     }
     let span = secs_between(hub.ctx.first_connect, hub.ctx.last_established);
     let rate = if span > 0.0 {
@@ -1030,7 +1035,7 @@ fn open_all(hub: &mut Hub, s: &Settings) -> Result<String, String> {
 \"open_phase_complete\":{}",
         hub.conns.len(),
         hub.ctx.established,
-        hub.open_attempts,
+        attempts,
         hub.ctx.open_errors.total,
         hub.ctx.open_retries,
         hub.ctx.open_errors.json(),
