@@ -575,7 +575,8 @@ REPORT="$WORK/report.md"
             "connection has received one. Then $PUBLISHES messages (\`m <seq> <send ns> <padding>\`) are" \
             "published flat out, $BATCH \`ws-message\` items per POST, one POST at a time. Each connection" \
             "keeps a bitmap of what it got, so loss and duplicates are exact. The row ends when every" \
-            "connection has every message, or 5 s pass with no new delivery after the last publish, or" \
+            "connection has every message, or 5 s pass with no message of any kind (late probes included)" \
+            "after the last publish, or" \
             "${DRAIN_MAX_S} s after it. Deliveries/s = messages received / (last receipt − first publish" \
             "sent). Latency: from just before the POST carrying the message was written to its receipt." \
             "Modes: passthrough = route to \`bench-ws-backend --grip\`, which accepts the GRIP extension" \

@@ -9,8 +9,11 @@
 //! - `fanout`: opens `--clients` connections on `--path?channel=--channel` (an origin that
 //!   subscribes each connection to that channel, or the proxy's `test` target), primes them
 //!   (publishes a `ws-message` probe every `--prime-interval` until every connection has received
-//!   one, so every subscription is live), then publishes `--publishes` messages flat out, `--batch` items per POST, and counts
-//!   what every connection receives: deliveries/s, loss, duplicates, publish-to-receive latency.
+//!   one, so every subscription is live), then publishes `--publishes` messages flat out,
+//!   `--batch` items per POST, and counts what every connection receives: deliveries/s, loss,
+//!   duplicates, publish-to-receive latency. It ends when everything has arrived, or `--quiet`
+//!   seconds after both the last publish and the last message of any kind, or `--drain-max`
+//!   seconds after the last publish.
 //! - `idle`: opens `--clients` connections, reports how fast they opened, writes `--ready-file`,
 //!   keeps them until `--release-file` appears (or `--hold-max`), then closes them all.
 //!
@@ -270,6 +273,8 @@ struct Ctx {
     open_retries: u64,
     /// Messages that were neither a probe nor a measured message (fan-out, idle).
     other_messages: u64,
+    /// When the last text or binary message of any kind arrived (fan-out, idle).
+    last_message_at: Option<Instant>,
     primed: usize,
     seen: Option<Seen>,
     // echo
@@ -360,6 +365,7 @@ impl Hub {
                 last_established: None,
                 open_retries: 0,
                 other_messages: 0,
+                last_message_at: None,
                 primed: 0,
                 seen: None,
                 measuring: false,
@@ -733,6 +739,7 @@ fn frame_bytes(conn: &mut Conn, idx: usize, data: &[u8], ctx: &mut Ctx) -> Outco
                 *since = now;
             }
             Mode::Fanout | Mode::Idle => {
+                ctx.last_message_at = Some(now);
                 let line = payload.strip_suffix(b"\n").unwrap_or(payload);
                 match parse_line(line) {
                     Line::Prime(_) => {
@@ -1314,7 +1321,13 @@ fn fanout(s: &Settings) -> Result<String, String> {
             match published_at {
                 None => false,
                 Some(at) => {
-                    let last = seen.last_at.unwrap_or(at).max(at);
+                    // Any message counts as progress: a proxy still working through a queue of
+                    // late probes has not gone quiet.
+                    let last = seen
+                        .last_at
+                        .max(h.ctx.last_message_at)
+                        .unwrap_or(at)
+                        .max(at);
                     now.saturating_duration_since(last) >= quiet
                         || now.saturating_duration_since(at) >= drain_max
                 }
