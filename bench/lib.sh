@@ -108,17 +108,26 @@ wait_ready() {
 }
 
 # Commit of the repository, read from .git (the report needs only the id, so git is not run).
+# In a linked worktree (.git is a file) HEAD is in the worktree's own git directory and branches
+# are in the common one it names in `commondir`.
 git_commit() {
-    local gitdir="$MAIN/.git" head ref
+    local gitdir="$MAIN/.git" common head ref
     if [ -f "$gitdir" ]; then gitdir=$(sed -n 's/^gitdir: //p' "$gitdir"); fi
+    common=$gitdir
+    if [ -f "$gitdir/commondir" ]; then
+        common=$(cat "$gitdir/commondir")
+        case "$common" in /*) ;; *) common="$gitdir/$common" ;; esac
+    fi
     head=$(cat "$gitdir/HEAD" 2>/dev/null) || { echo unknown; return; }
     case "$head" in
         "ref: "*)
             ref=${head#ref: }
             if [ -f "$gitdir/$ref" ]; then
                 cut -c1-12 "$gitdir/$ref"
-            elif grep -q " $ref\$" "$gitdir/packed-refs" 2>/dev/null; then
-                grep " $ref\$" "$gitdir/packed-refs" | cut -c1-12
+            elif [ -f "$common/$ref" ]; then
+                cut -c1-12 "$common/$ref"
+            elif grep -q " $ref\$" "$common/packed-refs" 2>/dev/null; then
+                grep " $ref\$" "$common/packed-refs" | cut -c1-12
             else
                 echo "none (no commit on ${ref#refs/heads/} yet)"
             fi

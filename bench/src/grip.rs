@@ -194,6 +194,23 @@ pub fn stream_items(channel: &str, contents: &[String]) -> String {
     out
 }
 
+/// A publish body with one `ws-message` item per content (each a text message), all on `channel`.
+pub fn ws_items(channel: &str, contents: &[String]) -> String {
+    let mut out = String::from("{\"items\":[");
+    for (i, content) in contents.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"channel\":");
+        json_string(channel, &mut out);
+        out.push_str(",\"formats\":{\"ws-message\":{\"content\":");
+        json_string(content, &mut out);
+        out.push_str("}}}");
+    }
+    out.push_str("]}");
+    out
+}
+
 /// A publish body with one `http-response` item per `(channel, body)`.
 pub fn response_items(items: &[(String, String)]) -> String {
     let mut out = String::from("{\"items\":[");
@@ -351,6 +368,11 @@ mod tests {
             "{\"items\":[{\"channel\":\"lp-1\",\"formats\":{\"http-response\":{\"body\":\"r 1 2\\n\"}}}]}"
         );
         assert_eq!(stream_items("c", &[]), "{\"items\":[]}");
+        assert_eq!(
+            ws_items("c", &["m 1 2 x".to_string(), "q\"".to_string()]),
+            "{\"items\":[{\"channel\":\"c\",\"formats\":{\"ws-message\":{\"content\":\"m 1 2 x\"}}},\
+{\"channel\":\"c\",\"formats\":{\"ws-message\":{\"content\":\"q\\\"\"}}}]}"
+        );
         let req = String::from_utf8(publish_request("h:1", "{}")).unwrap();
         assert!(req.starts_with("POST /publish/ HTTP/1.1\r\nHost: h:1\r\n"));
         assert!(req.ends_with("Content-Length: 2\r\nConnection: close\r\n\r\n{}"));

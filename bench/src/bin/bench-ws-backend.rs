@@ -93,21 +93,35 @@ impl Conn {
     /// One request, if whole. `None`: malformed.
     fn http(&mut self, grip: bool) -> Option<bool> {
         let Some(end) = find(&self.input, b"\r\n\r\n") else {
-            return if self.input.len() > HEAD_MAX { None } else { Some(false) };
+            return if self.input.len() > HEAD_MAX {
+                None
+            } else {
+                Some(false)
+            };
         };
         let head = String::from_utf8_lossy(&self.input[..end + 4]).into_owned();
         let target = head.split(' ').nth(1).unwrap_or("/").to_string();
         if header(&head, "Upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
             self.input.drain(..end + 4);
             let accept = accept_key(header(&head, "Sec-WebSocket-Key").unwrap_or(""));
-            let ext = if grip { "Sec-WebSocket-Extensions: grip\r\n" } else { "" };
+            let ext = if grip {
+                "Sec-WebSocket-Extensions: grip\r\n"
+            } else {
+                ""
+            };
             let resp = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                  Sec-WebSocket-Accept: {accept}\r\n{ext}\r\n"
             );
             self.out.extend_from_slice(resp.as_bytes());
             if grip {
-                write_frame(&mut self.out, true, OP_TEXT, subscribe_message(&target).as_bytes(), None);
+                write_frame(
+                    &mut self.out,
+                    true,
+                    OP_TEXT,
+                    subscribe_message(&target).as_bytes(),
+                    None,
+                );
             }
             self.mode = Mode::Ws;
             return Some(true);
@@ -144,12 +158,18 @@ impl Conn {
                     c.extend_from_slice(&ev.content);
                     write_event(&mut reply, &ev.kind, &c);
                 }
-                "TEXT" | "BINARY" | "CLOSE" | "DISCONNECT" => write_event(&mut reply, &ev.kind, &ev.content),
+                "TEXT" | "BINARY" | "CLOSE" | "DISCONNECT" => {
+                    write_event(&mut reply, &ev.kind, &ev.content)
+                }
                 "PING" => write_event(&mut reply, "PONG", &ev.content),
                 _ => {}
             }
         }
-        let ext = if grip { "Sec-WebSocket-Extensions: grip\r\n" } else { "" };
+        let ext = if grip {
+            "Sec-WebSocket-Extensions: grip\r\n"
+        } else {
+            ""
+        };
         let resp = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: {EVENTS_TYPE}\r\n{ext}Content-Length: {}\r\n\r\n",
             reply.len()
@@ -185,9 +205,19 @@ impl Conn {
                 self.closing = true;
             }
             op => {
-                let prefix: &[u8] = if grip && op != OP_CONT && !self.in_message { b"m:" } else { b"" };
+                let prefix: &[u8] = if grip && op != OP_CONT && !self.in_message {
+                    b"m:"
+                } else {
+                    b""
+                };
                 self.in_message = !h.fin;
-                write_header(&mut self.out, h.fin, op, (prefix.len() + payload.len()) as u64, None);
+                write_header(
+                    &mut self.out,
+                    h.fin,
+                    op,
+                    (prefix.len() + payload.len()) as u64,
+                    None,
+                );
                 self.out.extend_from_slice(prefix);
                 self.out.extend_from_slice(&payload);
             }
@@ -293,7 +323,11 @@ fn serve(listener: std::net::TcpListener, grip: bool) -> io::Result<()> {
                     let _ = stream.set_nodelay(true);
                     if poll
                         .registry()
-                        .register(&mut stream, Token(idx), Interest::READABLE | Interest::WRITABLE)
+                        .register(
+                            &mut stream,
+                            Token(idx),
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
                         .is_err()
                     {
                         free.push(idx);
@@ -342,7 +376,9 @@ fn run() -> Result<(), String> {
     let bind = opts.value("--bind").unwrap_or("127.0.0.1");
     let threads = match opts.value("--threads") {
         Some("auto") => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        _ => opts.number("--threads", 1usize).map_err(|e| e.to_string())?,
+        _ => opts
+            .number("--threads", 1usize)
+            .map_err(|e| e.to_string())?,
     };
     let grip = opts.flag("--grip");
     let addr: SocketAddr = format!("{bind}:{port}")
