@@ -280,6 +280,20 @@ fn events_reply(extra: &[(&str, &str)], events: &[(&str, &[u8])]) -> Reply {
     Reply::Full(200, headers, body)
 }
 
+/// An over-HTTP answer that accepts OPEN and echoes TEXT events (no GRIP extension, no prefix).
+fn echo_open_and_text(req: &Request) -> Reply {
+    let mut out: Vec<(&str, Vec<u8>)> = Vec::new();
+    for (kind, content) in events_of(&req.body) {
+        match kind.as_str() {
+            "OPEN" => out.push(("OPEN", Vec::new())),
+            "TEXT" => out.push(("TEXT", content)),
+            _ => {}
+        }
+    }
+    let evs: Vec<(&str, &[u8])> = out.iter().map(|(k, c)| (*k, c.as_slice())).collect();
+    events_reply(&[], &evs)
+}
+
 /// An over-HTTP echo backend with the GRIP extension: OPEN subscribes to "woh-chan" and sets meta; TEXT is
 /// echoed with the `m:` prefix; PING gets PONG; CLOSE is answered with CLOSE.
 fn woh_backend() -> Backend {
@@ -400,17 +414,7 @@ fn over_http_messages_wait_for_the_outstanding_request_and_go_in_one_batch() {
             // Hold the first message's request a while: the next messages queue up meanwhile.
             std::thread::sleep(Duration::from_millis(300));
         }
-        let evs = events_of(&req.body);
-        let mut out: Vec<(&str, Vec<u8>)> = Vec::new();
-        for (kind, content) in &evs {
-            match kind.as_str() {
-                "OPEN" => out.push(("OPEN", Vec::new())),
-                "TEXT" => out.push(("TEXT", content.clone())),
-                _ => {}
-            }
-        }
-        let evs: Vec<(&str, &[u8])> = out.iter().map(|(k, c)| (*k, c.as_slice())).collect();
-        events_reply(&[], &evs)
+        echo_open_and_text(req)
     });
     let hf = Holdfast::start(&[&format!("* {},over_http", backend.target())], "");
     let mut ws = ws_connect(hf.port, "/", "").ok();
@@ -554,19 +558,7 @@ fn frames_sent_with_the_handshake_are_not_lost() {
 
 #[test]
 fn one_event_sends_each_message_in_its_own_request() {
-    let backend = Backend::start(|req| {
-        let evs = events_of(&req.body);
-        let mut out: Vec<(&str, Vec<u8>)> = Vec::new();
-        for (kind, content) in &evs {
-            match kind.as_str() {
-                "OPEN" => out.push(("OPEN", Vec::new())),
-                "TEXT" => out.push(("TEXT", content.clone())),
-                _ => {}
-            }
-        }
-        let evs: Vec<(&str, &[u8])> = out.iter().map(|(k, c)| (*k, c.as_slice())).collect();
-        events_reply(&[], &evs)
-    });
+    let backend = Backend::start(echo_open_and_text);
     let hf = Holdfast::start(
         &[&format!("* {},over_http,one_event", backend.target())],
         "",

@@ -179,23 +179,16 @@ pub fn json_string(text: &str, out: &mut String) {
 
 /// A publish body with one `http-stream` item per content, all on `channel`.
 pub fn stream_items(channel: &str, contents: &[String]) -> String {
-    let mut out = String::from("{\"items\":[");
-    for (i, content) in contents.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"channel\":");
-        json_string(channel, &mut out);
-        out.push_str(",\"formats\":{\"http-stream\":{\"content\":");
-        json_string(content, &mut out);
-        out.push_str("}}}");
-    }
-    out.push_str("]}");
-    out
+    content_items(channel, "http-stream", contents)
 }
 
 /// A publish body with one `ws-message` item per content (each a text message), all on `channel`.
 pub fn ws_items(channel: &str, contents: &[String]) -> String {
+    content_items(channel, "ws-message", contents)
+}
+
+/// One item per content, all on `channel`, in `format` (a format whose payload field is `content`).
+fn content_items(channel: &str, format: &str, contents: &[String]) -> String {
     let mut out = String::from("{\"items\":[");
     for (i, content) in contents.iter().enumerate() {
         if i > 0 {
@@ -203,7 +196,9 @@ pub fn ws_items(channel: &str, contents: &[String]) -> String {
         }
         out.push_str("{\"channel\":");
         json_string(channel, &mut out);
-        out.push_str(",\"formats\":{\"ws-message\":{\"content\":");
+        out.push_str(",\"formats\":{\"");
+        out.push_str(format);
+        out.push_str("\":{\"content\":");
         json_string(content, &mut out);
         out.push_str("}}}");
     }

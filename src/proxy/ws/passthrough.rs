@@ -8,7 +8,7 @@ use super::grip::{backend_message, ControlEffects, GripWs};
 use crate::buf::{InBuf, OutBuf};
 use crate::websocket::assemble::Assembler;
 use crate::websocket::close::ProtocolError;
-use crate::websocket::frame::{FrameHeader, OpCode, Role};
+use crate::websocket::frame::{FrameHeader, MessageKind, OpCode, Role};
 use crate::websocket::limits::WsLimits;
 use crate::websocket::reader::{Event, Reader};
 use crate::websocket::writer::{append_masked, encode_close, encode_frame, encode_header};
@@ -136,17 +136,7 @@ impl Passthrough {
                 self.mask = crate::rand::mask();
                 self.mask_offset = 0;
                 self.to_backend_frame_left = len;
-                let header = FrameHeader {
-                    fin,
-                    rsv: 0,
-                    opcode: if first {
-                        kind.opcode()
-                    } else {
-                        OpCode::Continuation
-                    },
-                    mask: Some(self.mask),
-                    len,
-                };
+                let header = data_frame_header(kind, first, fin, len, Some(self.mask));
                 encode_header(out.vec(), &header);
             }
             Event::Payload { data, .. } => {
@@ -258,18 +248,7 @@ impl Passthrough {
                 self.relaying = true;
                 self.to_client_frame_left = len;
                 if to_client {
-                    let header = FrameHeader {
-                        fin,
-                        rsv: 0,
-                        opcode: if first {
-                            kind.opcode()
-                        } else {
-                            OpCode::Continuation
-                        },
-                        mask: None,
-                        len,
-                    };
-                    encode_header(out.vec(), &header);
+                    encode_header(out.vec(), &data_frame_header(kind, first, fin, len, None));
                 }
             }
             Event::Payload {
@@ -285,5 +264,26 @@ impl Passthrough {
             }
             _ => {}
         }
+    }
+}
+
+/// The header of a relayed data frame: the message's opcode on its first frame, Continuation after.
+fn data_frame_header(
+    kind: MessageKind,
+    first: bool,
+    fin: bool,
+    len: u64,
+    mask: Option<[u8; 4]>,
+) -> FrameHeader {
+    FrameHeader {
+        fin,
+        rsv: 0,
+        opcode: if first {
+            kind.opcode()
+        } else {
+            OpCode::Continuation
+        },
+        mask,
+        len,
     }
 }
