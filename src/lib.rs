@@ -18,6 +18,7 @@ pub mod rand;
 pub mod reactor;
 pub mod routes;
 pub mod server;
+pub mod stats;
 #[cfg(test)]
 mod test_rng;
 pub mod websocket;

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -21,8 +21,9 @@ use crate::config::{find_config_file, parse_listen_addr, Settings};
 use crate::control::ControlLimits;
 use crate::grip::Sequencer;
 use crate::proxy::{ProxyConfig, Router};
-use crate::reactor::{Inbox, ListenerKind, Shared, Stats, Worker, WorkerMsg, WorkerSetup};
+use crate::reactor::{Inbox, ListenerKind, Shared, Worker, WorkerMsg, WorkerSetup};
 use crate::routes::RouteTable;
+use crate::stats::Metrics;
 
 /// Listen backlog: connections the kernel queues before holdfast accepts them (the kernel caps it at
 /// `net.core.somaxconn`). Bursts of a thousand concurrent opens must not overflow it.
@@ -230,12 +231,15 @@ pub fn run(startup: Startup) -> Result<(), String> {
         update_on_first_subscription: s.update_on_first_subscription,
         subscription_linger: Duration::from_secs(s.subscription_linger),
         inboxes: OnceLock::new(),
-        stats: Stats::default(),
+        stats: Metrics::default(),
         sequencer: Mutex::new(Sequencer::new(
             Duration::from_millis(s.message_wait_ms),
             Duration::from_secs(s.id_cache_ttl),
         )),
         channel_workers: Mutex::new(HashMap::new()),
+        bridge: OnceLock::new(),
+        bridge_resync: AtomicBool::new(false),
+        instance_id: format!("holdfast_{}", std::process::id()),
         control_limits: ControlLimits {
             max_headers_size: s.push_in_http_max_headers_size,
             max_body_size: s.push_in_http_max_body_size,

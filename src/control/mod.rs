@@ -26,7 +26,7 @@ pub fn handle(req: &ControlRequest, shared: &Shared) -> Vec<u8> {
         "/publish" => match parse_publish_body(&req.body) {
             Ok(items) => {
                 log::debug!("control: publish of {} items", items.len());
-                shared.publish(items);
+                shared.publish(items, crate::stats::Input::Http);
                 text_response(200, "Published", req.format)
             }
             Err(reason) => text_response(400, &reason, req.format),

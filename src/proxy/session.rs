@@ -327,6 +327,11 @@ impl<S: Socket> Session<S> {
         }
     }
 
+    /// The client's address as accepted (before any `X-Forwarded-For` reading).
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
     pub fn client_socket(&self) -> &S {
         &self.client.sock
     }

@@ -7,6 +7,7 @@ use super::*;
 use crate::grip::{parse_instruct, Instruct, InstructLimits};
 use crate::proxy::hold::{Hold, Outcome};
 use crate::publish::Item;
+use crate::stats::Transport;
 
 /// Channels a connection may listen on from a single hold (Pushpin's `connection_subscription_max` applies
 /// first; this is the hard cap for hostile instructions).
@@ -297,22 +298,62 @@ impl<S: Socket> Session<S> {
         true
     }
 
-    /// A published item for one of this connection's channels. Returns whether it was queued.
+    /// A published item for one of this connection's channels. Returns how it was queued, if it was.
     pub fn deliver(
         &mut self,
         item: &Arc<Item>,
         channel: &str,
         subscribed: &dyn Fn(&str) -> bool,
-    ) -> bool {
-        match &mut self.phase {
-            Phase::Held(h) => h.hold.deliver(item, channel, subscribed),
-            Phase::WebSocket(ws) => ws.conn.deliver(item, channel, subscribed),
+    ) -> Option<Transport> {
+        let (queued, transport) = match &mut self.phase {
+            Phase::Held(h) => (
+                h.hold.deliver(item, channel, subscribed),
+                hold_transport(h.hold.mode),
+            ),
+            Phase::WebSocket(ws) => (
+                ws.conn.deliver(item, channel, subscribed),
+                Transport::WsMessage,
+            ),
             // Subscribed while the stream's large initial body is still being relayed: queue.
             Phase::Exchange(ex) => match &mut ex.resp {
-                RespState::PreStream { hold, .. } => hold.deliver(item, channel, subscribed),
-                _ => false,
+                RespState::PreStream { hold, .. } => (
+                    hold.deliver(item, channel, subscribed),
+                    Transport::HttpStream,
+                ),
+                _ => return None,
             },
+            _ => return None,
+        };
+        queued.then_some(transport)
+    }
+
+    /// The connection is a WebSocket now: its id in stats and commands (the `Connection-Id` of
+    /// WebSocket-over-HTTP, `None` for other WebSockets), or `None` for plain HTTP.
+    pub fn websocket_id(&self) -> Option<Option<&str>> {
+        match &self.phase {
+            Phase::WebSocket(ws) => Some(ws.conn.connection_id()),
+            _ => None,
+        }
+    }
+
+    /// The command socket's `refresh` for this connection: whether it is a WebSocket-over-HTTP connection (which
+    /// then asks its backend at once).
+    pub fn refresh(&mut self) -> bool {
+        match &mut self.phase {
+            Phase::WebSocket(ws) => ws.conn.refresh(),
             _ => false,
+        }
+    }
+
+    /// How this connection listens right now (the `mode` of its subscriptions in stats), if it does.
+    pub fn listening_as(&self) -> Option<Transport> {
+        match &self.phase {
+            Phase::Held(h) => Some(hold_transport(h.hold.mode)),
+            Phase::WebSocket(_) => Some(Transport::WsMessage),
+            Phase::Exchange(ex) if matches!(ex.resp, RespState::PreStream { .. }) => {
+                Some(Transport::HttpStream)
+            }
+            _ => None,
         }
     }
 
@@ -565,4 +606,11 @@ fn write_plain_response(inst: &Instruct, version: Version, keep_alive: bool, out
         out.vec(),
     );
     out.extend(&inst.body);
+}
+
+fn hold_transport(mode: crate::grip::HoldMode) -> Transport {
+    match mode {
+        crate::grip::HoldMode::Response => Transport::HttpResponse,
+        crate::grip::HoldMode::Stream => Transport::HttpStream,
+    }
 }

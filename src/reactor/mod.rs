@@ -2,11 +2,14 @@
 
 pub mod inbox;
 mod pool;
+mod report;
+mod shared;
 mod socket;
 pub mod timer;
 mod token;
 mod worker;
 
 pub use inbox::Inbox;
+pub use shared::{BridgeMsg, PublishBatch, Shared};
 pub use timer::{TimerKey, TimerWheel, TICK_MS};
-pub use worker::{ListenerKind, Shared, Stats, Worker, WorkerMsg, WorkerSetup};
+pub use worker::{ListenerKind, RefreshTarget, Worker, WorkerMsg, WorkerSetup};

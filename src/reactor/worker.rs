@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -23,12 +23,15 @@ use slab::Slab;
 
 use super::inbox::Inbox;
 use super::pool::{BackendPool, Health};
+use super::report::{ReportedAs, Reporter};
+use super::shared::{BridgeMsg, PublishBatch, Shared};
 use super::timer::{TimerKey, TimerWheel};
 use super::token::{self, Side, TokenKind};
-use crate::control::{self, ControlLimits, ControlSession};
-use crate::grip::{ConnRef, RateLimiter, Sequencer, Subscriptions, Transition};
-use crate::proxy::{Env, ProxyConfig, Router, Session};
+use crate::control::{self, ControlSession};
+use crate::grip::{ConnRef, RateLimiter, Subscriptions, Transition};
+use crate::proxy::{Env, Router, Session};
 use crate::publish::Item;
+use crate::stats::Transport;
 
 /// Poll events taken per `poll` call.
 const EVENTS_MAX: usize = 1024;
@@ -65,127 +68,17 @@ pub enum WorkerMsg {
     /// Stop accepting; finish in-flight requests within `grace`, then exit.
     Shutdown { grace: Duration },
     /// Published items, parsed once and shared by every worker.
-    Publish(Arc<[Arc<Item>]>),
+    Publish(PublishBatch),
+    /// The command socket's `refresh`: WebSocket-over-HTTP connections ask their backend now.
+    Refresh(RefreshTarget),
 }
 
-/// State shared by all workers.
-pub struct Shared {
-    pub cfg: ProxyConfig,
-    pub conns: AtomicUsize,
-    pub max_conns: usize,
-    pub next_conn_id: AtomicU64,
-    pub pool_max_idle: usize,
-    pub pool_idle_timeout: Duration,
-    /// Pushpin's `message_rate` (deliveries/s) and `message_hwm` (deliveries waiting), for all workers together.
-    pub message_rate: Option<u64>,
-    pub message_hwm: Option<u64>,
-    /// Pushpin's `update_on_first_subscription`.
-    pub update_on_first_subscription: bool,
-    /// Pushpin's `subscription_linger`: a channel counts as still subscribed this long after its last
-    /// subscriber left, so a re-polling client (or a retried hold) does not count as a first subscriber.
-    pub subscription_linger: Duration,
-    pub control_limits: ControlLimits,
-    /// Every worker's inbox, for publishing; set once all workers exist.
-    pub inboxes: OnceLock<Vec<Arc<Inbox<WorkerMsg>>>>,
-    pub stats: Stats,
-    /// Ordering and de-duplication of published items, before they fan out.
-    pub sequencer: Mutex<Sequencer>,
-    /// How many workers have listeners on each channel (only channels with listeners are present).
-    pub channel_workers: Mutex<HashMap<String, usize>>,
-}
-
-/// Counters shared by all workers (exported by the stats and Prometheus work).
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub messages_received: AtomicU64,
-    pub messages_delivered: AtomicU64,
-    /// A worker's inbox was full, so a publish did not reach that worker's subscribers.
-    pub messages_dropped_inbox: AtomicU64,
-    /// Deliveries dropped because `message_hwm` deliveries were already waiting for `message_rate`.
-    pub messages_dropped_hwm: AtomicU64,
-}
-
-impl Shared {
-    /// Hand published items to every worker. Policy on a full inbox: that worker misses these items; the loss
-    /// is counted and logged (never silent), and the publisher still gets its answer.
-    pub fn publish(&self, items: Vec<Item>) {
-        self.stats
-            .messages_received
-            .fetch_add(items.len() as u64, Ordering::Relaxed);
-        let now = Instant::now();
-        let mut ready = Vec::with_capacity(items.len());
-        {
-            let mut seq = lock(&self.sequencer);
-            for item in items {
-                seq.offer(Arc::new(item), now, &mut ready);
-            }
-        }
-        self.fan_out(ready);
-    }
-
-    /// A response hold names `prev` as the last id it has seen on `channel`: whether the channel's last
-    /// published id is another one (then it is forgotten, and the request is made again at once).
-    pub fn prev_id_conflict(&self, channel: &str, prev: &str) -> bool {
-        lock(&self.sequencer).take_conflict(channel, prev)
-    }
-
-    /// Shrink shared tables that are mostly empty (after a burst of channels came and went).
-    fn shrink_tables(&self) {
-        let mut counts = lock(&self.channel_workers);
-        if counts.capacity() > 4 * counts.len() + 64 {
-            counts.shrink_to_fit();
-        }
-    }
-
-    /// `POST /recover`: forget every channel's last id, so the next item of each channel is delivered whatever
-    /// its prev-id says.
-    pub fn recover(&self) {
-        lock(&self.sequencer).reset_last_ids();
-    }
-
-    /// Release items whose predecessors did not arrive in time; called periodically by the control thread.
-    pub fn expire_sequencer(&self, now: Instant) {
-        let mut ready = Vec::new();
-        lock(&self.sequencer).expire(now, &mut ready);
-        self.fan_out(ready);
-    }
-
-    /// A worker's first listener on a channel arrived, or its last one left.
-    fn channel_transition(&self, channel: &str, first: bool) {
-        let mut counts = lock(&self.channel_workers);
-        if first {
-            let n = counts.entry(channel.to_string()).or_insert(0);
-            *n += 1;
-            if *n == 1 {
-                lock(&self.sequencer).channel_active(channel);
-            }
-        } else if let Some(n) = counts.get_mut(channel) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(channel);
-                drop(counts);
-                let mut ready = Vec::new();
-                lock(&self.sequencer).channel_inactive(channel, &mut ready);
-                self.fan_out(ready);
-            }
-        }
-    }
-
-    fn fan_out(&self, ready: Vec<Arc<Item>>) {
-        if ready.is_empty() {
-            return;
-        }
-        let count = ready.len() as u64;
-        let batch: Arc<[Arc<Item>]> = ready.into();
-        for (i, inbox) in self.inboxes.get().into_iter().flatten().enumerate() {
-            if inbox.push(WorkerMsg::Publish(Arc::clone(&batch))).is_err() {
-                self.stats
-                    .messages_dropped_inbox
-                    .fetch_add(count, Ordering::Relaxed);
-                log::error!("publish: worker {i} inbox is full; {count} items not delivered to its connections");
-            }
-        }
-    }
+/// Which connections a `refresh` command is for.
+pub enum RefreshTarget {
+    /// Every WebSocket session listening on the channel.
+    Channel(String),
+    /// The WebSocket connection with this id; every worker answers the bridge with `Refreshed { request }`.
+    Connection { id: String, request: u64 },
 }
 
 pub struct WorkerSetup {
@@ -217,8 +110,12 @@ enum ConnKind {
 struct Conn {
     generation: u32,
     kind: ConnKind,
-    /// Channels this connection listens on (mirrors the channel index, for clean-up on close).
-    channels: Vec<String>,
+    /// Channels this connection listens on, and how (mirrors the channel index, for clean-up on close).
+    channels: Vec<(String, Transport)>,
+    /// The connection's number (log lines, stats ids).
+    id: u64,
+    /// How the connection was reported to stats, if it was.
+    reported: Option<ReportedAs>,
     /// The backend slot of the backend socket the session holds, if any.
     backend_slot: Option<usize>,
     timer: Option<(TimerKey, Instant)>,
@@ -268,6 +165,8 @@ pub struct Worker {
     next_update_refill: Instant,
     /// Only when `message_rate` is set: this worker's share of the rate, and deliveries waiting for it.
     throttle: Option<Throttle>,
+    /// Connection and subscription events for the stats socket (and `conncheck`), when the bridge runs.
+    reporter: Reporter,
 }
 
 /// A backend socket's registration: who owns it now.
@@ -318,6 +217,7 @@ impl Worker {
                 last_warning: None,
             }
         });
+        let reporting = setup.shared.bridge.get().is_some();
         Ok(Worker {
             id: setup.id,
             poll: setup.poll,
@@ -349,6 +249,7 @@ impl Worker {
             backend_slots: Slab::new(),
             next_backend_generation: 0,
             throttle,
+            reporter: Reporter::new(reporting),
         })
     }
 
@@ -362,6 +263,7 @@ impl Worker {
             self.handle_inbox(now);
             self.run_work_queue(now);
             self.chores(now);
+            self.reporter.flush(&self.shared, now);
             if self.finished(now) {
                 break;
             }
@@ -504,10 +406,20 @@ impl Worker {
                     now,
                 ))),
             };
+            let reported = match kind {
+                ConnKind::Proxy(_) if self.reporter.enabled() => {
+                    let name = conn_name(&self.shared.instance_id, id, None);
+                    self.reporter.conn_open(name, false, peer.ip(), false);
+                    Some(ReportedAs::Http)
+                }
+                _ => None,
+            };
             entry.insert(Conn {
                 generation,
                 kind,
                 channels: Vec::new(),
+                id,
+                reported,
                 backend_slot: None,
                 timer: None,
                 queued: false,
@@ -524,14 +436,14 @@ impl Worker {
         let mut msgs = Vec::new();
         self.inbox_pending = self.inbox.drain(INBOX_PER_LOOP_MAX, &mut msgs);
         // Consecutive publishes are delivered as one batch (see `deliver`).
-        let mut batch: Vec<Arc<Item>> = Vec::new();
+        let mut batches: Vec<PublishBatch> = Vec::new();
         for msg in msgs {
-            if let WorkerMsg::Publish(items) = &msg {
-                batch.extend(items.iter().cloned());
+            if let WorkerMsg::Publish(batch) = msg {
+                batches.push(batch);
                 continue;
             }
-            if !batch.is_empty() {
-                self.deliver(&std::mem::take(&mut batch));
+            if !batches.is_empty() {
+                self.deliver_batches(&mut batches, now);
             }
             match msg {
                 WorkerMsg::Router(router) => {
@@ -543,20 +455,51 @@ impl Worker {
                     self.router = router;
                 }
                 WorkerMsg::Shutdown { grace } => self.begin_shutdown(now, grace),
+                WorkerMsg::Refresh(target) => self.refresh(target),
                 WorkerMsg::Publish(_) => {}
             }
         }
-        if !batch.is_empty() {
-            self.deliver(&batch);
+        if !batches.is_empty() {
+            self.deliver_batches(&mut batches, now);
+        }
+    }
+
+    /// Deliver publish batches as one run of items, then add this worker's receivers to their tallies.
+    fn deliver_batches(&mut self, batches: &mut Vec<PublishBatch>, now: Instant) {
+        let items: Vec<Arc<Item>> = match batches.as_slice() {
+            [one] => one.items.to_vec(),
+            many => many.iter().flat_map(|b| b.items.iter().cloned()).collect(),
+        };
+        let mut counts = vec![[0u32; 3]; items.len()];
+        self.deliver(&items, &mut counts);
+        let mut offset = 0;
+        for batch in batches.drain(..) {
+            let n = batch.items.len();
+            let mine = &counts[offset..offset + n];
+            if let Some(tally) = &batch.tally {
+                for (i, c) in mine.iter().enumerate() {
+                    for t in Transport::ALL {
+                        tally.add(i, t, c[t.index()]);
+                    }
+                }
+                self.shared.tally_done(tally);
+            }
+            let deliveries: u64 = mine.iter().flatten().map(|&c| c as u64).sum();
+            self.shared
+                .stats
+                .latency
+                .observe(now.saturating_duration_since(batch.received), deliveries);
+            offset += n;
         }
     }
 
     /// Hand each item to this worker's subscribers of its channel and queue them for writing. One connection
-    /// receiving several items in a batch writes them in one go when its turn comes.
-    fn deliver(&mut self, items: &[Arc<Item>]) {
+    /// receiving several items in a batch writes them in one go when its turn comes. `counts[i]` gets item
+    /// `i`'s receivers by transport.
+    fn deliver(&mut self, items: &[Arc<Item>], counts: &mut [[u32; 3]]) {
         if let Some(t) = &mut self.throttle {
             let now = Instant::now();
-            for item in items {
+            for (item, count) in items.iter().zip(counts.iter_mut()) {
                 for member in self.subs.members(&item.channel) {
                     if t.waiting.len() >= t.hwm {
                         self.shared
@@ -575,6 +518,10 @@ impl Worker {
                         }
                         continue;
                     }
+                    // Counted as a receiver when queued for the rate limiter, as Pushpin counts at fan-out.
+                    if let Some(tr) = listening_as(&self.conns, member) {
+                        count[tr.index()] += 1;
+                    }
                     t.waiting.push_back((member, Arc::clone(item)));
                 }
             }
@@ -584,7 +531,6 @@ impl Worker {
         // Each run of consecutive items on one channel goes subscriber by subscriber, every item of the
         // run to one connection before the next, so a connection's state is visited once per run rather
         // than once per item. Items on different channels keep their publish order.
-        let mut delivered = 0u64;
         let mut start = 0;
         while start < items.len() {
             let channel = items[start].channel.as_str();
@@ -595,35 +541,89 @@ impl Worker {
             let run = &items[start..start + run_len];
             let subs = &self.subs;
             for member in subs.members(channel) {
-                for item in run {
-                    delivered +=
-                        deliver_to(&mut self.conns, &mut self.work, subs, member, item) as u64;
+                for (i, item) in run.iter().enumerate() {
+                    if let Some(tr) =
+                        deliver_to(&mut self.conns, &mut self.work, subs, member, item)
+                    {
+                        counts[start + i][tr.index()] += 1;
+                    }
                 }
             }
             start += run_len;
         }
-        self.shared
-            .stats
-            .messages_delivered
-            .fetch_add(delivered, Ordering::Relaxed);
+        let mut by_transport = [0u64; 3];
+        for c in counts.iter() {
+            for (sum, n) in by_transport.iter_mut().zip(c) {
+                *sum += *n as u64;
+            }
+        }
+        for t in Transport::ALL {
+            self.shared.stats.delivered(t, by_transport[t.index()]);
+        }
     }
 
     /// Deliver what `message_rate` allows now.
     fn run_throttle(&mut self, now: Instant) {
         let Some(t) = &mut self.throttle else { return };
         t.limiter.refill(now);
-        let mut delivered = 0u64;
+        let mut by_transport = [0u64; 3];
         while !t.waiting.is_empty() && t.limiter.try_take() {
             let Some((member, item)) = t.waiting.pop_front() else {
                 break;
             };
-            delivered +=
-                deliver_to(&mut self.conns, &mut self.work, &self.subs, member, &item) as u64;
+            if let Some(tr) = deliver_to(&mut self.conns, &mut self.work, &self.subs, member, &item)
+            {
+                by_transport[tr.index()] += 1;
+            }
         }
-        self.shared
-            .stats
-            .messages_delivered
-            .fetch_add(delivered, Ordering::Relaxed);
+        for tr in Transport::ALL {
+            self.shared.stats.delivered(tr, by_transport[tr.index()]);
+        }
+    }
+
+    /// The command socket's `refresh`: WebSocket-over-HTTP connections of a channel, or one by id.
+    fn refresh(&mut self, target: RefreshTarget) {
+        match target {
+            RefreshTarget::Channel(channel) => {
+                let members: Vec<ConnRef> = self.subs.members(&channel).collect();
+                for member in members {
+                    let Some(conn) = self.conns.get_mut(member.key) else {
+                        continue;
+                    };
+                    if conn.generation != member.generation {
+                        continue;
+                    }
+                    if let ConnKind::Proxy(session) = &mut conn.kind {
+                        if session.refresh() {
+                            queue(&mut self.work, member.key, conn);
+                        }
+                    }
+                }
+            }
+            RefreshTarget::Connection { id, request } => {
+                let mut found = false;
+                for (key, conn) in self.conns.iter_mut() {
+                    let ConnKind::Proxy(session) = &mut conn.kind else {
+                        continue;
+                    };
+                    if session.websocket_id() == Some(Some(id.as_str())) {
+                        found = session.refresh();
+                        if found {
+                            queue(&mut self.work, key, conn);
+                        }
+                        break;
+                    }
+                }
+                if let Some(bridge) = self.shared.bridge.get() {
+                    if bridge
+                        .push(BridgeMsg::Refreshed { request, found })
+                        .is_err()
+                    {
+                        log::warn!("zmq: bridge queue full; a refresh answer was lost (the command times out)");
+                    }
+                }
+            }
+        }
     }
 
     /// Update the sessions of channels whose first subscriber arrived a second ago, within the rate budget.
@@ -925,6 +925,9 @@ impl Worker {
                     }
                 }
             }
+            if self.reporter.enabled() {
+                self.report_upgrade(key);
+            }
             if !want.subscribe.is_empty() || !want.unsubscribe.is_empty() {
                 self.update_subscriptions(key, &mut want.subscribe, &want.unsubscribe);
             }
@@ -972,6 +975,31 @@ impl Worker {
         self.close_conn(key);
     }
 
+    /// A connection that became a WebSocket is reported again under its WebSocket identity.
+    fn report_upgrade(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let ConnKind::Proxy(session) = &conn.kind else {
+            return;
+        };
+        if conn.reported != Some(ReportedAs::Http) {
+            return;
+        }
+        let Some(ws_id) = session.websocket_id() else {
+            return;
+        };
+        let instance = &self.shared.instance_id;
+        self.reporter.conn_close(conn_name(instance, conn.id, None));
+        self.reporter.conn_open(
+            conn_name(instance, conn.id, ws_id),
+            true,
+            session.peer().ip(),
+            false,
+        );
+        conn.reported = Some(ReportedAs::Ws);
+    }
+
     fn update_subscriptions(&mut self, key: usize, add: &mut Vec<String>, remove: &[String]) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -980,13 +1008,24 @@ impl Worker {
             key,
             generation: conn.generation,
         };
+        let mode = match &conn.kind {
+            ConnKind::Proxy(session) => session.listening_as(),
+            ConnKind::Control(_) => None,
+        }
+        .unwrap_or(Transport::HttpStream);
         for channel in remove {
             if self.subs.unsubscribe(channel, me) == Transition::Last {
                 self.shared.channel_transition(channel, false);
             }
-            conn.channels.retain(|c| c != channel);
+            if let Some(i) = conn.channels.iter().position(|(c, _)| c == channel) {
+                let (_, was) = conn.channels.swap_remove(i);
+                self.reporter.sub(was, channel, -1);
+            }
         }
         for channel in add.drain(..) {
+            if conn.channels.iter().any(|(c, _)| *c == channel) {
+                continue;
+            }
             if self.subs.subscribe(&channel, me) == Transition::First {
                 log::debug!("worker {}: first subscriber to channel {channel}", self.id);
                 self.shared.channel_transition(&channel, true);
@@ -1002,7 +1041,8 @@ impl Worker {
                         .push_back((now + FIRST_SUBSCRIPTION_UPDATE_DELAY, channel.clone()));
                 }
             }
-            conn.channels.push(channel);
+            self.reporter.sub(mode, &channel, 1);
+            conn.channels.push((channel, mode));
         }
     }
 
@@ -1143,10 +1183,19 @@ impl Worker {
             key,
             generation: conn.generation,
         };
-        for channel in &conn.channels {
+        for (channel, mode) in &conn.channels {
             if self.subs.unsubscribe(channel, me) == Transition::Last {
                 self.shared.channel_transition(channel, false);
             }
+            self.reporter.sub(*mode, channel, -1);
+        }
+        if conn.reported.is_some() {
+            let ws_id = match &conn.kind {
+                ConnKind::Proxy(session) => session.websocket_id().flatten(),
+                ConnKind::Control(_) => None,
+            };
+            let name = conn_name(&self.shared.instance_id, conn.id, ws_id);
+            self.reporter.conn_close(name);
         }
         self.shared.conns.fetch_sub(1, Ordering::AcqRel);
         // Dropping the session closes its sockets, which also removes them from the poller.
@@ -1154,34 +1203,46 @@ impl Worker {
 }
 
 /// Hand one published item to one subscribed connection (if it still exists and its hold wants it), and
-/// queue the connection to write it. Returns whether it was delivered.
+/// queue the connection to write it. Returns how it was delivered, if it was.
 fn deliver_to(
     conns: &mut Slab<Conn>,
     work: &mut VecDeque<usize>,
     subs: &Subscriptions,
     member: ConnRef,
     item: &Arc<Item>,
-) -> bool {
-    let Some(conn) = conns.get_mut(member.key) else {
-        return false;
-    };
+) -> Option<Transport> {
+    let conn = conns.get_mut(member.key)?;
     if conn.generation != member.generation {
-        return false; // an old reference to a slot that now holds another connection
+        return None; // an old reference to a slot that now holds another connection
     }
     let ConnKind::Proxy(session) = &mut conn.kind else {
-        return false;
+        return None;
     };
     let subscribed = |ch: &str| subs.is_subscribed(ch, member);
-    if !session.deliver(item, &item.channel, &subscribed) {
-        return false;
-    }
+    let transport = session.deliver(item, &item.channel, &subscribed)?;
     queue(work, member.key, conn);
-    true
+    Some(transport)
 }
 
-/// Lock a mutex, recovering the data if a panicking thread poisoned it (no invariant here spans a panic).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// A connection's id in stats and commands: a WebSocket-over-HTTP connection's `Connection-Id`, otherwise
+/// `<instance>:<number>` (Pushpin's HTTP ids have the same `<connmgr instance>:<request>` shape).
+fn conn_name(instance: &str, id: u64, ws_id: Option<&str>) -> String {
+    match ws_id {
+        Some(cid) => cid.to_string(),
+        None => format!("{instance}:{id}"),
+    }
+}
+
+/// How a subscribed connection listens (for counting receivers before delivery).
+fn listening_as(conns: &Slab<Conn>, member: ConnRef) -> Option<Transport> {
+    let conn = conns.get(member.key)?;
+    if conn.generation != member.generation {
+        return None;
+    }
+    match &conn.kind {
+        ConnKind::Proxy(session) => session.listening_as(),
+        ConnKind::Control(_) => None,
+    }
 }
 
 fn queue(work: &mut VecDeque<usize>, key: usize, conn: &mut Conn) {

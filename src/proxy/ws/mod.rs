@@ -136,6 +136,26 @@ impl WsConn {
         }
     }
 
+    /// The id a WebSocket-over-HTTP backend knows this connection by (`Connection-Id`).
+    pub fn connection_id(&self) -> Option<&str> {
+        match &self.peer {
+            Peer::OverHttp(w) => Some(w.connection_id()),
+            _ => None,
+        }
+    }
+
+    /// The command socket's `refresh`: a WebSocket-over-HTTP connection asks its backend now. False for
+    /// other kinds of WebSocket, which have no backend request to make.
+    pub fn refresh(&mut self) -> bool {
+        match &mut self.peer {
+            Peer::OverHttp(w) => {
+                w.refresh();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// WebSocket-over-HTTP's requests for the session's connection handling.
     pub fn over_http(&mut self) -> Option<&mut OverHttp> {
         match &mut self.peer {
