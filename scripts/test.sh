@@ -31,4 +31,5 @@ python3 -m pytest -q -p no:cacheprovider \
   tests/test_stream.py \
   tests/test_publish_api.py \
   tests/test_ws_passthrough.py \
-  tests/test_ws_over_http.py
+  tests/test_ws_over_http.py \
+  tests/test_zmq.py

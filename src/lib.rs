@@ -22,3 +22,4 @@ pub mod stats;
 #[cfg(test)]
 mod test_rng;
 pub mod websocket;
+pub mod zmq_bridge;

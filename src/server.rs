@@ -80,15 +80,23 @@ fn planned_keys(s: &Settings) -> Vec<&'static str> {
             keys.push(key);
         }
     };
-    note(s.push_in_spec.is_some(), "[handler] push_in_spec");
-    note(
-        !s.push_in_sub_specs.is_empty(),
-        "[handler] push_in_sub_specs",
-    );
-    note(s.command_spec.is_some(), "[handler] command_spec");
-    note(s.stats_spec.is_some(), "[handler] stats_spec");
     note(s.prometheus_port.is_some(), "prometheus_port");
+    keys
+}
 
+/// ZeroMQ keys that a build without the `zmq` feature cannot honour.
+#[cfg(not(feature = "zmq"))]
+fn zmq_keys(s: &Settings) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let mut note = |set: bool, key: &'static str| {
+        if set {
+            keys.push(key);
+        }
+    };
+    note(s.push_in_spec.is_some(), "push_in_spec");
+    note(!s.push_in_sub_specs.is_empty(), "push_in_sub_specs");
+    note(s.command_spec.is_some(), "command_spec");
+    note(s.stats_spec.is_some(), "stats_spec");
     keys
 }
 
@@ -189,10 +197,17 @@ pub fn run(startup: Startup) -> Result<(), String> {
     }
     let planned = planned_keys(s);
     if !planned.is_empty() {
-        log::warn!(
-            "config: read but not in effect yet (ZeroMQ and Prometheus are still being built): {}",
-            planned.join(", ")
-        );
+        log::warn!("config: read but not in effect yet: {}", planned.join(", "));
+    }
+    #[cfg(not(feature = "zmq"))]
+    {
+        let ignored = zmq_keys(s);
+        if !ignored.is_empty() {
+            log::warn!(
+                "config: this holdfast was built without ZeroMQ (cargo feature `zmq`); ignoring {}",
+                ignored.join(", ")
+            );
+        }
     }
     match &startup.routes {
         RoutesSource::None => {
@@ -256,6 +271,10 @@ pub fn run(startup: Startup) -> Result<(), String> {
         }
         None => None,
     };
+
+    // The bridge binds its sockets (a busy address fails start-up) and must exist before the workers start.
+    #[cfg(feature = "zmq")]
+    let bridge = crate::zmq_bridge::start(s, Arc::clone(&shared))?;
 
     // Register for signals before the workers start, so an early SIGTERM is not lost.
     let mut signals =
@@ -328,6 +347,10 @@ pub fn run(startup: Startup) -> Result<(), String> {
         if w.thread.join().is_err() {
             log::error!("a worker thread panicked");
         }
+    }
+    #[cfg(feature = "zmq")]
+    if let Some(b) = bridge {
+        b.stop();
     }
     log::info!("stopped");
     Ok(())

@@ -25,6 +25,8 @@ pub enum BridgeMsg {
     Delivered(Arc<Tally>),
     /// A worker's answer to `WorkerMsg::Refresh` for one connection id.
     Refreshed { request: u64, found: bool },
+    /// The server is stopping.
+    Stop,
 }
 
 /// Published items as handed to the workers: parsed once, shared by all.

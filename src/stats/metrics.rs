@@ -7,6 +7,8 @@ use super::{Input, Transport};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Client request heads parsed (Pushpin's `request_received`; stats `activity`).
+    pub requests_received: AtomicU64,
     /// Items accepted for publishing, by input (`Input::index`).
     pub messages_received: [AtomicU64; 4],
     /// Items handed to connections, by transport (`Transport::index`).

@@ -5,10 +5,12 @@
 mod events;
 mod metrics;
 mod tally;
+mod tracker;
 
 pub use events::StatsEvent;
-pub use metrics::Metrics;
+pub use metrics::{Histogram, Metrics, LATENCY_BOUNDS_US};
 pub use tally::Tally;
+pub use tracker::{encode_event, Snapshot, Tracker, TrackerConfig, ACTIVITY_EVERY};
 
 /// How a published item reached a connection (Pushpin's format names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
