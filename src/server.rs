@@ -255,6 +255,8 @@ pub fn run(startup: Startup) -> Result<(), String> {
         bridge: OnceLock::new(),
         bridge_resync: AtomicBool::new(false),
         instance_id: format!("holdfast_{}", std::process::id()),
+        report_connections: AtomicBool::new(false),
+        report_messages: AtomicBool::new(false),
         control_limits: ControlLimits {
             max_headers_size: s.push_in_http_max_headers_size,
             max_body_size: s.push_in_http_max_body_size,

@@ -110,6 +110,8 @@ pub struct Settings {
     pub stats_connections_max_ttl: u64,
 
     // [handler]
+    /// `[handler] ipc_file_mode`: permissions for the bridge's `ipc://` socket files (octal in the file).
+    pub ipc_file_mode: Option<u32>,
     pub push_in_spec: Option<String>,
     pub push_in_sub_specs: Vec<String>,
     pub push_in_sub_connect: bool,
@@ -176,7 +178,6 @@ pub const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
     ("proxy", "orig_headers_need_mark"),
     ("proxy", "sockjs_url"),
     ("proxy", "ipc_file_mode"),
-    ("handler", "ipc_file_mode"),
     ("handler", "share_all"),
     ("handler", "state_spec"),
 ];
@@ -231,6 +232,7 @@ const SUPPORTED_KEYS: &[(&str, &[&str])] = &[
     (
         "handler",
         &[
+            "ipc_file_mode",
             "push_in_spec",
             "push_in_sub_specs",
             "push_in_sub_connect",
@@ -401,6 +403,7 @@ impl Settings {
             prometheus_port: None,
             prometheus_prefix: String::new(),
             stats_connections_max_ttl: 60,
+            ipc_file_mode: None,
             push_in_spec: None,
             push_in_sub_specs: Vec::new(),
             push_in_sub_connect: false,
@@ -797,6 +800,14 @@ pub(super) fn build(
     );
 
     // [handler]
+    if let Some(mode) = r.string("handler", "ipc_file_mode")? {
+        s.ipc_file_mode = Some(
+            u32::from_str_radix(&mode, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or_else(|| r.type_err("handler", "ipc_file_mode", "an octal mode", &mode))?,
+        );
+    }
     s.push_in_spec = r.string("handler", "push_in_spec")?;
     set!(s.push_in_sub_specs, r.list("handler", "push_in_sub_specs")?);
     set!(

@@ -702,3 +702,16 @@ fn random_inputs_never_panic() {
         }
     }
 }
+
+#[test]
+fn handler_ipc_file_mode_is_octal() {
+    let (s, warnings) = read("[handler]\nipc_file_mode=660\n");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(s.ipc_file_mode, Some(0o660));
+    assert_eq!(read("").0.ipc_file_mode, None);
+    for bad in ["8", "rw", "-1", "77777"] {
+        let text = format!("[handler]\nipc_file_mode={bad}\n");
+        let err = read_err(&text).to_string();
+        assert!(err.contains("ipc_file_mode"), "{bad}: {err}");
+    }
+}

@@ -69,6 +69,10 @@ pub struct Shared {
     pub bridge_resync: AtomicBool,
     /// This instance's name in stats (`from`) and in connection ids.
     pub instance_id: String,
+    /// The bridge wants connection and subscription events (it has a stats or a command socket).
+    pub report_connections: AtomicBool,
+    /// The bridge wants delivery tallies (it has a stats socket).
+    pub report_messages: AtomicBool,
 }
 
 impl Shared {
@@ -166,9 +170,9 @@ impl Shared {
         let items: Arc<[Arc<Item>]> = ready.into();
         let inboxes = self.inboxes.get().map(Vec::as_slice).unwrap_or_default();
         let tally = self
-            .bridge
-            .get()
-            .map(|_| Arc::new(Tally::new(Arc::clone(&items), inboxes.len())));
+            .report_messages
+            .load(Ordering::Relaxed)
+            .then(|| Arc::new(Tally::new(Arc::clone(&items), inboxes.len())));
         for (i, inbox) in inboxes.iter().enumerate() {
             let batch = PublishBatch {
                 items: Arc::clone(&items),

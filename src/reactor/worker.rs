@@ -217,7 +217,7 @@ impl Worker {
                 last_warning: None,
             }
         });
-        let reporting = setup.shared.bridge.get().is_some();
+        let reporting = setup.shared.report_connections.load(Ordering::Relaxed);
         Ok(Worker {
             id: setup.id,
             poll: setup.poll,

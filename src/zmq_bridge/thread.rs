@@ -87,6 +87,7 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
         return Ok(None);
     }
     let ctx = zmq::Context::new();
+    let mode = s.ipc_file_mode;
     let zerr = |what: &str, spec: &str, e: zmq::Error| format!("zmq: {what} {spec}: {e}");
     let pull = match &ep.pull {
         Some(spec) => {
@@ -94,7 +95,8 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
             sock.set_rcvhwm(PULL_HWM)
                 .map_err(|e| zerr("PULL", spec, e))?;
             limit_input(&sock).map_err(|e| zerr("PULL", spec, e))?;
-            bind(&sock, spec).map_err(|e| zerr("cannot bind push_in_spec", spec, e))?;
+            bind(&sock, spec, mode)
+                .map_err(|e| format!("zmq: cannot bind push_in_spec {spec}: {e}"))?;
             log::info!("zmq: publish PULL bound at {spec}");
             Some(sock)
         }
@@ -122,7 +124,8 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
                     .map_err(|e| zerr("cannot connect push_in_sub_specs", spec, e))?;
                 log::info!("zmq: publish SUB connecting to {spec}");
             } else {
-                bind(&sock, spec).map_err(|e| zerr("cannot bind push_in_sub_specs", spec, e))?;
+                bind(&sock, spec, mode)
+                    .map_err(|e| format!("zmq: cannot bind push_in_sub_specs {spec}: {e}"))?;
                 log::info!("zmq: publish SUB bound at {spec}");
             }
         }
@@ -136,7 +139,8 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
             sock.set_maxmsgsize(COMMAND_MAX)
                 .map_err(|e| zerr("ROUTER", spec, e))?;
             sock.set_linger(0).map_err(|e| zerr("ROUTER", spec, e))?;
-            bind(&sock, spec).map_err(|e| zerr("cannot bind command_spec", spec, e))?;
+            bind(&sock, spec, mode)
+                .map_err(|e| format!("zmq: cannot bind command_spec {spec}: {e}"))?;
             log::info!("zmq: command socket bound at {spec}");
             Some(sock)
         }
@@ -146,7 +150,8 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
         Some(spec) => {
             let sock = ctx.socket(zmq::PUB).map_err(|e| zerr("PUB", spec, e))?;
             sock.set_linger(0).map_err(|e| zerr("PUB", spec, e))?;
-            bind(&sock, spec).map_err(|e| zerr("cannot bind stats_spec", spec, e))?;
+            bind(&sock, spec, mode)
+                .map_err(|e| format!("zmq: cannot bind stats_spec {spec}: {e}"))?;
             log::info!("zmq: stats PUB bound at {spec}");
             Some(sock)
         }
@@ -164,6 +169,13 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
         }
     }
     let inbox = Inbox::new(INBOX_CAP, waker);
+    // Per-connection events cost the workers a little: only sent when something uses them.
+    shared
+        .report_connections
+        .store(stats.is_some() || command.is_some(), Ordering::Relaxed);
+    shared
+        .report_messages
+        .store(stats.is_some(), Ordering::Relaxed);
     if shared.bridge.set(Arc::clone(&inbox)).is_err() {
         return Err("zmq: the bridge was started twice".into());
     }
@@ -212,16 +224,22 @@ fn limit_input(sock: &zmq::Socket) -> zmq::Result<()> {
     sock.set_linger(0)
 }
 
-/// Bind, creating the directory of an `ipc://` path first (the default stats socket lives in the rundir).
-fn bind(sock: &zmq::Socket, spec: &str) -> zmq::Result<()> {
-    if let Some(path) = spec.strip_prefix("ipc://") {
-        if let Some(dir) = Path::new(path).parent() {
-            if !dir.as_os_str().is_empty() {
-                let _ = std::fs::create_dir_all(dir);
-            }
+/// Bind, creating the directory of an `ipc://` path first (the default stats socket lives in the rundir) and
+/// giving the socket file `ipc_file_mode` afterwards.
+fn bind(sock: &zmq::Socket, spec: &str, mode: Option<u32>) -> Result<(), String> {
+    let path = spec.strip_prefix("ipc://").map(Path::new);
+    if let Some(dir) = path.and_then(Path::parent) {
+        if !dir.as_os_str().is_empty() {
+            let _ = std::fs::create_dir_all(dir);
         }
     }
-    sock.bind(spec)
+    sock.bind(spec).map_err(|e| e.to_string())?;
+    if let (Some(path), Some(mode)) = (path, mode) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("setting ipc_file_mode {mode:o} on {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// A `refresh` of one connection waiting for every worker's answer.
