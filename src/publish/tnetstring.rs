@@ -10,6 +10,9 @@
 //! values is capped at `TNET_ELEMENTS_MAX` so tiny elements (`0:~` is 3 bytes, its `Value` is ten
 //! times that) cannot multiply memory use. The decoder is not resumable: ZeroMQ delivers whole
 //! frames.
+//!
+//! Leading zeros (in a length prefix, at most ten digits, or in an integer) and `-0` are accepted,
+//! as Pushpin's own number parsing accepts them; `encode` always writes the one canonical form.
 
 use std::fmt;
 
@@ -413,6 +416,24 @@ mod tests {
             (b"4:1:a,}", TnetError::MissingDictValue),
             (b"3:0:]}", TnetError::BadDictKey),
             (b"6:0:,0:?}", TnetError::BadTag(b'?')),
+            // A tag byte that is not ASCII is shown in hex, not raw.
+            (b"0:\xff", TnetError::BadTag(0xff)),
+            (b"1:a#", TnetError::BadInt),
+            (b"3:1e3#", TnetError::BadInt),
+            (b"2:--#", TnetError::BadInt),
+            (b"20:-9223372036854775809#", TnetError::BadInt),
+            (b"24:000009223372036854775808#", TnetError::BadInt),
+            (b"4:TRUE!", TnetError::BadBool),
+            (b"5:true !", TnetError::BadBool),
+            (b"3:yes!", TnetError::BadBool),
+            (b"1:0~", TnetError::BadNull),
+            (b"3:0:~~", TnetError::BadNull),
+            // An odd number of dict items, and keys of every non-bytes kind.
+            (b"12:1:a,1:b,1:c,}", TnetError::MissingDictValue),
+            (b"6:0:~0:~}", TnetError::BadDictKey),
+            (b"10:4:true!0:~}", TnetError::BadDictKey),
+            (b"9:3:1.5^0:~}", TnetError::BadDictKey),
+            (b"6:0:}0:~}", TnetError::BadDictKey),
         ];
         for (input, want) in cases {
             assert_eq!(
@@ -471,6 +492,27 @@ mod tests {
                 Value::Map(vec![(b"k".to_vec(), Value::Null)]),
                 b"7:1:k,0:~}",
             ),
+            (Value::Int(0), b"1:0#"),
+            (Value::Int(i64::MIN), b"20:-9223372036854775808#"),
+            (Value::Int(i64::MAX), b"19:9223372036854775807#"),
+            // The sign of zero survives: `-0.0` is a distinct f64 and decodes back as one.
+            (Value::Float(-0.0), b"4:-0.0^"),
+            (Value::Float(0.1), b"3:0.1^"),
+            (Value::Float(1e-7), b"4:1e-7^"),
+            (Value::Float(5e-324), b"6:5e-324^"),
+            (Value::Float(f64::INFINITY), b"0:~"),
+            (Value::Bytes(b"1:a,\x00".to_vec()), b"5:1:a,\x00,"),
+            (Value::List(vec![]), b"0:]"),
+            (Value::Map(vec![]), b"0:}"),
+            // Dict entries keep their order, duplicates included.
+            (
+                Value::Map(vec![
+                    (b"k".to_vec(), Value::Int(1)),
+                    (b"".to_vec(), Value::List(vec![Value::Bool(false)])),
+                    (b"k".to_vec(), Value::Int(2)),
+                ]),
+                b"30:1:k,1:1#0:,8:5:false!]1:k,1:2#}",
+            ),
         ];
         for (v, want) in cases {
             assert_eq!(encoded(v), *want, "{v:?}");
@@ -521,6 +563,204 @@ mod tests {
             };
             let _ = decode(&input);
         }
+    }
+
+    /// Encodings as Pushpin writes them (spec Appendix A) decode and re-encode byte for byte.
+    #[test]
+    fn pushpin_encodings_round_trip_byte_identical() {
+        let cases: &[&[u8]] = &[
+            b"0:~",
+            b"4:true!",
+            b"5:false!",
+            b"1:5#",
+            b"2:-5#",
+            b"3:0.5^",
+            b"0:,",
+            b"5:hello,",
+            b"0:]",
+            b"0:}",
+            b"11:1:1#4:true!]",
+            b"13:0:]0:}4:1:x,]]",
+            // A publish item the way the command socket and PUSH/SUB inputs carry it.
+            b"66:7:channel,4:test,7:formats,35:11:http-stream,16:7:content,3:hi\n,}}}",
+        ];
+        for input in cases {
+            let v = decode_all(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!(encoded(&v), *input, "{v:?}");
+        }
+        let item = decode_all(cases.last().copied().unwrap_or_default()).ok();
+        let content = item
+            .as_ref()
+            .and_then(|v| v.get("formats"))
+            .and_then(|v| v.get("http-stream"))
+            .and_then(|v| v.get("content"));
+        assert_eq!(content, Some(&bytes("hi\n")));
+    }
+
+    /// Regression guard for the Pushpin 1.36 crash: a child's declared length that runs past its
+    /// parent's payload is truncation, even though the whole buffer has enough bytes after it (read
+    /// past the parent, `3:0:~]` would be a valid list).
+    #[test]
+    fn a_child_cannot_read_past_its_parent() {
+        assert_eq!(decode(b"5:3:0:~]]"), Err(TnetError::Truncated));
+        assert_eq!(decode(b"5:3:0:~}}"), Err(TnetError::Truncated));
+        assert_eq!(decode(b"4:2:ab],"), Err(TnetError::Truncated));
+    }
+
+    /// Leading zeros (in a length or an integer), `-0` and other float spellings are accepted, as
+    /// Pushpin's number parsing accepts them, and re-encode in the one canonical form. Without
+    /// floats the canonical form is never longer: that is what the `tnetstring` fuzz target relies
+    /// on.
+    #[test]
+    fn non_canonical_inputs_reencode_canonically() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"01:x,", b"1:x,"),
+            (b"00:~", b"0:~"),
+            (b"0000000004:true!", b"4:true!"),
+            (b"3:007#", b"1:7#"),
+            (b"2:-0#", b"1:0#"),
+            (b"4:-007#", b"2:-7#"),
+            (b"06:02:-0#]", b"4:1:0#]"),
+            (b"1:7^", b"3:7.0^"),
+            (b"5:1e+16^", b"4:1e16^"),
+            (b"4:0.50^", b"3:0.5^"),
+            (b"5:-0.00^", b"4:-0.0^"),
+        ];
+        for (input, canonical) in cases {
+            let v = decode_all(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!(encoded(&v), *canonical, "{input:?}");
+            if !matches!(v, Value::Float(_)) {
+                assert!(canonical.len() < input.len(), "{input:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn float_spellings() {
+        let accepted: &[(&[u8], f64)] = &[
+            (b"+1.5", 1.5),
+            (b".5", 0.5),
+            (b"5.", 5.0),
+            (b"1E3", 1000.0),
+            (b"-2.5e-3", -0.0025),
+            // Underflow rounds to zero, a finite value; only overflow to infinity is refused.
+            (b"1e-400", 0.0),
+            (b"1.7976931348623157e308", f64::MAX),
+        ];
+        for (text, want) in accepted {
+            let mut input = format!("{}:", text.len()).into_bytes();
+            input.extend_from_slice(text);
+            input.push(b'^');
+            let got = decode_all(&input);
+            assert_eq!(got, Ok(Value::Float(*want)), "{input:?}");
+        }
+        let Ok(Value::Float(z)) = decode_all(b"4:-0.0^") else {
+            panic!("-0.0 refused");
+        };
+        assert!(z == 0.0 && z.is_sign_negative());
+
+        let refused: &[&[u8]] = &[
+            b"nan",
+            b"NaN",
+            b"inf",
+            b"-inf",
+            b"infinity",
+            b"1e309",
+            b"-1e309",
+            b"1e",
+            b"e1",
+            b"--1",
+            b"1.2.3",
+            b"0x10",
+            b"1_0",
+            b" 1",
+            b"1 ",
+            b"-",
+            b"+",
+        ];
+        for text in refused {
+            let mut input = format!("{}:", text.len()).into_bytes();
+            input.extend_from_slice(text);
+            input.push(b'^');
+            assert_eq!(decode_all(&input), Err(TnetError::BadFloat), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn decode_all_refuses_any_trailing_byte() {
+        for input in [&b"0:~\n"[..], b"0:~0:~", b"5:hello,\0", b"0:] "] {
+            assert_eq!(decode_all(input), Err(TnetError::TrailingData), "{input:?}");
+            // `decode` itself stops at the end of the first value.
+            assert!(decode(input).is_ok_and(|(_, used)| used < input.len()));
+        }
+    }
+
+    #[test]
+    fn depth_cap_counts_dicts_and_mixed_nesting() {
+        let nest = |levels: usize| {
+            let mut v = bytes("leaf");
+            for i in 0..levels {
+                v = if i % 2 == 0 {
+                    Value::Map(vec![(b"k".to_vec(), v)])
+                } else {
+                    Value::List(vec![Value::Null, v])
+                };
+            }
+            encoded(&v)
+        };
+        assert!(decode_all(&nest(TNET_DEPTH_MAX)).is_ok());
+        assert_eq!(
+            decode_all(&nest(TNET_DEPTH_MAX + 1)),
+            Err(TnetError::TooDeep)
+        );
+        // A dict key that is itself a deep container trips the depth cap, not the key check.
+        let mut deep_key = b"0:}".to_vec();
+        for _ in 0..TNET_DEPTH_MAX {
+            let mut outer = format!("{}:", deep_key.len() + 3).into_bytes();
+            outer.extend_from_slice(&deep_key);
+            outer.extend_from_slice(b"0:~}");
+            deep_key = outer;
+        }
+        assert_eq!(decode_all(&deep_key), Err(TnetError::TooDeep));
+    }
+
+    /// Dict keys are values too: a dict of empty keys and nulls costs 6 input bytes per entry.
+    #[test]
+    fn dict_keys_count_towards_the_element_cap() {
+        let dict = |entries: usize| {
+            // The outer list plus the dict plus a key and a value per entry.
+            let inner = Value::Map(vec![(Vec::new(), Value::Null); entries]);
+            encoded(&Value::List(vec![inner]))
+        };
+        let at_cap = (TNET_ELEMENTS_MAX - 2) / 2;
+        assert!(decode_all(&dict(at_cap)).is_ok());
+        assert_eq!(
+            decode_all(&dict(at_cap + 1)),
+            Err(TnetError::TooManyElements)
+        );
+    }
+
+    /// The declared length is compared with the bytes that are there before anything is read or
+    /// allocated, at every level, so a few bytes can claim gigabytes without cost.
+    #[test]
+    fn huge_declared_lengths_are_truncation() {
+        let cases: &[&[u8]] = &[
+            b"4294967296:,",
+            b"9999999999:}",
+            b"12:9999999999:,]",
+            b"10:0:,999999:}",
+        ];
+        for input in cases {
+            assert_eq!(decode(input), Err(TnetError::Truncated), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn encode_appends_to_the_output() {
+        let mut out = b"T".to_vec();
+        encode(&Value::List(vec![Value::Int(1)]), &mut out);
+        encode(&Value::Null, &mut out);
+        assert_eq!(out, b"T4:1:1#]0:~");
     }
 
     #[test]
