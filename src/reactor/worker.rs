@@ -908,6 +908,12 @@ impl Worker {
                 prev_id_conflict: Some(&conflict),
             };
             let mut want = session.process(now, &env);
+            if want.requests > 0 {
+                self.shared
+                    .stats
+                    .requests_received
+                    .fetch_add(u64::from(want.requests), Ordering::Relaxed);
+            }
             let released = if want.release_backend {
                 session.take_backend()
             } else {
