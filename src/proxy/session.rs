@@ -113,6 +113,8 @@ pub struct Want {
     pub again: bool,
     /// Gone-link notices to post (fire and forget).
     pub gone: Vec<super::gone::GoneRequest>,
+    /// Client request heads parsed during this call (the stats `activity` count).
+    pub requests: u32,
 }
 
 /// See `Env::prev_id_conflict`: (channel, prev-id) to whether they conflict.
@@ -285,6 +287,8 @@ pub struct Session<S: Socket> {
     spare_backend_out: OutBuf,
     /// Gone links to post once `process` has the configuration to build them.
     pending_gone: Vec<PendingGone>,
+    /// Request heads parsed since the last `Want` (pipelined requests can make it more than one).
+    requests: u32,
 }
 
 /// Why an exchange failed before a response could be relayed.
@@ -324,6 +328,7 @@ impl<S: Socket> Session<S> {
             unsubscribe: Vec::new(),
             spare_backend_out: OutBuf::new(),
             pending_gone: Vec::new(),
+            requests: 0,
         }
     }
 
@@ -507,6 +512,7 @@ impl<S: Socket> Session<S> {
             unsubscribe: std::mem::take(&mut self.unsubscribe),
             again: again && !close,
             gone,
+            requests: std::mem::take(&mut self.requests),
         }
     }
 
@@ -744,6 +750,7 @@ impl<S: Socket> Session<S> {
             }
             Ok(Some((head, used))) => {
                 self.client_in.consume(used);
+                self.requests = self.requests.saturating_add(1);
                 self.start_request(head, now, env);
                 true
             }

@@ -580,6 +580,36 @@ fn pipelined_requests_are_answered_in_order() {
     );
 }
 
+#[test]
+fn every_parsed_request_head_is_counted_once_for_stats_activity() {
+    let mut h = Harness::new();
+    h.client
+        .feed(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n");
+    let mut counted = h.process().requests;
+    assert_eq!(
+        counted, 1,
+        "the second request waits for the first response"
+    );
+    let be = FakeSock::open();
+    h.attach(&be, target(), false);
+    counted += h.process().requests;
+    be.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA");
+    assert!(h.process().release_backend);
+    h.take_backend();
+    counted += h.process().requests;
+    assert_eq!(counted, 2);
+    // Half a head is not a request yet; the call that completes it counts it.
+    h.attach(&be, target(), true);
+    h.process();
+    be.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB");
+    assert!(h.process().release_backend);
+    h.take_backend();
+    h.client.feed(b"GET /c HTTP/1.1\r\n");
+    assert_eq!(h.process().requests, 0);
+    h.client.feed(b"Host: h\r\n\r\n");
+    assert_eq!(h.process().requests, 1);
+}
+
 // ---- body framing ------------------------------------------------------------------------------------------------
 
 #[test]

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use super::shared::{BridgeMsg, Shared};
 use crate::stats::{StatsEvent, Transport};
 
-/// How a connection was last reported: nothing yet, as plain HTTP, or as a WebSocket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ReportedAs {
-    Http,
-    Ws,
+/// How a connection was announced to stats: the id it was announced under and whether as a WebSocket. It is
+/// withdrawn under that same id, whatever its session knows by then (a WebSocket-over-HTTP connection that
+/// has finished is no longer a WebSocket, and has forgotten its `Connection-Id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Announced {
+    pub name: String,
+    pub ws: bool,
 }
 
 /// Events queued per loop before the rest of that loop's are counted as dropped.
@@ -50,16 +52,42 @@ impl Reporter {
         }
     }
 
-    pub fn conn_open(&mut self, id: String, ws: bool, peer: IpAddr, tls: bool) {
-        if self.enabled {
-            self.push(StatsEvent::ConnOpen { id, ws, peer, tls });
+    /// A connection opened; `None` when stats are off (nothing to withdraw later).
+    pub fn announce(
+        &mut self,
+        name: String,
+        ws: bool,
+        peer: IpAddr,
+        tls: bool,
+    ) -> Option<Announced> {
+        if !self.enabled {
+            return None;
         }
+        self.push(StatsEvent::ConnOpen {
+            id: name.clone(),
+            ws,
+            peer,
+            tls,
+        });
+        Some(Announced { name, ws })
     }
 
-    pub fn conn_close(&mut self, id: String) {
-        if self.enabled {
-            self.push(StatsEvent::ConnClose { id });
-        }
+    /// The connection became a WebSocket: withdraw its HTTP identity and announce it under `name`.
+    pub fn reannounce_as_ws(&mut self, a: &mut Announced, name: String, peer: IpAddr, tls: bool) {
+        let old = std::mem::replace(&mut a.name, name.clone());
+        a.ws = true;
+        self.push(StatsEvent::ConnClose { id: old });
+        self.push(StatsEvent::ConnOpen {
+            id: name,
+            ws: true,
+            peer,
+            tls,
+        });
+    }
+
+    /// The connection closed.
+    pub fn withdraw(&mut self, a: Announced) {
+        self.push(StatsEvent::ConnClose { id: a.name });
     }
 
     pub fn sub(&mut self, mode: Transport, channel: &str, delta: i32) {
@@ -103,5 +131,48 @@ impl Reporter {
             self.last_warning = Some(now);
             log::warn!("stats: bridge queue full; {lost} stats events dropped");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> IpAddr {
+        IpAddr::from([127, 0, 0, 1])
+    }
+
+    #[test]
+    fn a_connection_is_withdrawn_under_the_id_it_was_last_announced_under() {
+        let mut r = Reporter::new(true);
+        let mut a = r
+            .announce("hf:7".into(), false, peer(), false)
+            .expect("stats are on");
+        r.reannounce_as_ws(&mut a, "c0ffee-cid".into(), peer(), false);
+        // By the time it closes, the session may no longer know its Connection-Id: nothing is asked of it.
+        r.withdraw(a);
+        let open = |id: &str, ws| StatsEvent::ConnOpen {
+            id: id.into(),
+            ws,
+            peer: peer(),
+            tls: false,
+        };
+        let close = |id: &str| StatsEvent::ConnClose { id: id.into() };
+        assert_eq!(
+            r.events,
+            [
+                open("hf:7", false),
+                close("hf:7"),
+                open("c0ffee-cid", true),
+                close("c0ffee-cid")
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_is_announced_with_stats_off() {
+        let mut r = Reporter::new(false);
+        assert_eq!(r.announce("hf:1".into(), false, peer(), false), None);
+        assert!(r.events.is_empty());
     }
 }

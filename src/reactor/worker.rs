@@ -23,7 +23,7 @@ use slab::Slab;
 
 use super::inbox::Inbox;
 use super::pool::{BackendPool, Health};
-use super::report::{ReportedAs, Reporter};
+use super::report::{Announced, Reporter};
 use super::shared::{BridgeMsg, PublishBatch, Shared};
 use super::timer::{TimerKey, TimerWheel};
 use super::token::{self, Side, TokenKind};
@@ -114,8 +114,8 @@ struct Conn {
     channels: Vec<(String, Transport)>,
     /// The connection's number (log lines, stats ids).
     id: u64,
-    /// How the connection was reported to stats, if it was.
-    reported: Option<ReportedAs>,
+    /// How the connection was announced to stats, if it was.
+    reported: Option<Announced>,
     /// The backend slot of the backend socket the session holds, if any.
     backend_slot: Option<usize>,
     timer: Option<(TimerKey, Instant)>,
@@ -407,12 +407,11 @@ impl Worker {
                 ))),
             };
             let reported = match kind {
-                ConnKind::Proxy(_) if self.reporter.enabled() => {
+                ConnKind::Proxy(_) => {
                     let name = conn_name(&self.shared.instance_id, id, None);
-                    self.reporter.conn_open(name, false, peer.ip(), false);
-                    Some(ReportedAs::Http)
+                    self.reporter.announce(name, false, peer.ip(), false)
                 }
-                _ => None,
+                ConnKind::Control(_) => None,
             };
             entry.insert(Conn {
                 generation,
@@ -908,6 +907,12 @@ impl Worker {
                 prev_id_conflict: Some(&conflict),
             };
             let mut want = session.process(now, &env);
+            if want.requests > 0 {
+                self.shared
+                    .stats
+                    .requests_received
+                    .fetch_add(u64::from(want.requests), Ordering::Relaxed);
+            }
             let released = if want.release_backend {
                 session.take_backend()
             } else {
@@ -983,21 +988,15 @@ impl Worker {
         let ConnKind::Proxy(session) = &conn.kind else {
             return;
         };
-        if conn.reported != Some(ReportedAs::Http) {
+        let Some(announced) = conn.reported.as_mut().filter(|a| !a.ws) else {
             return;
-        }
+        };
         let Some(ws_id) = session.websocket_id() else {
             return;
         };
-        let instance = &self.shared.instance_id;
-        self.reporter.conn_close(conn_name(instance, conn.id, None));
-        self.reporter.conn_open(
-            conn_name(instance, conn.id, ws_id),
-            true,
-            session.peer().ip(),
-            false,
-        );
-        conn.reported = Some(ReportedAs::Ws);
+        let name = conn_name(&self.shared.instance_id, conn.id, ws_id);
+        self.reporter
+            .reannounce_as_ws(announced, name, session.peer().ip(), false);
     }
 
     fn update_subscriptions(&mut self, key: usize, add: &mut Vec<String>, remove: &[String]) {
@@ -1189,13 +1188,9 @@ impl Worker {
             }
             self.reporter.sub(*mode, channel, -1);
         }
-        if conn.reported.is_some() {
-            let ws_id = match &conn.kind {
-                ConnKind::Proxy(session) => session.websocket_id().flatten(),
-                ConnKind::Control(_) => None,
-            };
-            let name = conn_name(&self.shared.instance_id, conn.id, ws_id);
-            self.reporter.conn_close(name);
+        if let Some(announced) = conn.reported {
+            // Under the id it was announced with: a finished WebSocket's session no longer knows it.
+            self.reporter.withdraw(announced);
         }
         self.shared.conns.fetch_sub(1, Ordering::AcqRel);
         // Dropping the session closes its sockets, which also removes them from the poller.

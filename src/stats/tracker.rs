@@ -62,7 +62,9 @@ pub struct Tracker {
     sub_lingering: HashMap<SubKey, Instant>,
     sub_linger_queue: VecDeque<(Instant, SubKey)>,
     next_activity: Instant,
-    last_requests: Option<u64>,
+    /// The request count at the last `activity` tick. Counters start at zero with the process (the bridge
+    /// and its tracker exist before any worker accepts), so the first tick reports every request since.
+    last_requests: u64,
     report_started: Instant,
     next_report: Instant,
     last_sample: Instant,
@@ -87,7 +89,7 @@ impl Tracker {
             sub_lingering: HashMap::new(),
             sub_linger_queue: VecDeque::new(),
             next_activity: now + ACTIVITY_EVERY,
-            last_requests: None,
+            last_requests: 0,
             report_started: now,
             next_report,
             last_sample: now,
@@ -252,8 +254,8 @@ impl Tracker {
 
         if now >= self.next_activity {
             self.next_activity = now + ACTIVITY_EVERY;
-            let last = self.last_requests.replace(snap.requests);
-            let count = snap.requests.saturating_sub(last.unwrap_or(snap.requests));
+            let count = snap.requests.saturating_sub(self.last_requests);
+            self.last_requests = snap.requests;
             if count > 0 {
                 let body = map(vec![
                     ("from", text(&self.cfg.from)),
