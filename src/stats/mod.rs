@@ -2,12 +2,14 @@
 //! per-publish delivery tally behind the `message` stats event, and the stats event model and encodings
 //! (spec 1.4) that the ZeroMQ bridge publishes.
 
+mod counts;
 mod events;
 mod metrics;
 mod tally;
 
+pub use counts::{BackendError, ConnCounts, ConnType, Flow, IoCounters, LocalStats};
 pub use events::StatsEvent;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, MinuteCounter, Snapshot, LATENCY_BOUNDS_US};
 pub use tally::Tally;
 
 /// How a published item reached a connection (Pushpin's format names).
