@@ -5,6 +5,7 @@
 mod counts;
 mod events;
 mod metrics;
+pub mod prometheus;
 mod tally;
 
 pub use counts::{BackendError, ConnCounts, ConnType, Flow, IoCounters, LocalStats};
