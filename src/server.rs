@@ -23,7 +23,7 @@ use crate::grip::Sequencer;
 use crate::proxy::{ProxyConfig, Router};
 use crate::reactor::{Inbox, ListenerKind, Shared, Worker, WorkerMsg, WorkerSetup};
 use crate::routes::RouteTable;
-use crate::stats::Metrics;
+use crate::stats::{Metrics, MinuteCounter};
 
 /// Listen backlog: connections the kernel queues before holdfast accepts them (the kernel caps it at
 /// `net.core.somaxconn`). Bursts of a thousand concurrent opens must not overflow it.
@@ -350,6 +350,8 @@ fn control_loop(
     let mut next_check = Instant::now() + check_every;
     let mut next_resolve = Instant::now() + RESOLVE_EVERY;
     let mut current = initial;
+    let mut minutes = MinuteCounter::default();
+    let mut last_tick = Instant::now();
     loop {
         let mut reload = false;
         for sig in signals.pending() {
@@ -366,6 +368,18 @@ fn control_loop(
         }
         let now = Instant::now();
         shared.expire_sequencer(now);
+        // Pushpin's connection_minute: open client connections integrated over time, sampled every tick.
+        let done = minutes.advance(
+            shared.stats.open_connections(),
+            now.saturating_duration_since(last_tick),
+        );
+        last_tick = now;
+        if done > 0 {
+            shared
+                .stats
+                .connection_minutes
+                .fetch_add(done, std::sync::atomic::Ordering::Relaxed);
+        }
         if now >= next_check {
             next_check = now + check_every;
             if let Some(path) = &routes_path {

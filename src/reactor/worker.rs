@@ -25,13 +25,14 @@ use super::inbox::Inbox;
 use super::pool::{BackendPool, Health};
 use super::report::{ReportedAs, Reporter};
 use super::shared::{BridgeMsg, PublishBatch, Shared};
+use super::socket::CountedStream;
 use super::timer::{TimerKey, TimerWheel};
 use super::token::{self, Side, TokenKind};
 use crate::control::{self, ControlSession};
 use crate::grip::{ConnRef, RateLimiter, Subscriptions, Transition};
 use crate::proxy::{Env, Router, Session};
 use crate::publish::Item;
-use crate::stats::Transport;
+use crate::stats::{ConnType, IoCounters, LocalStats, Transport};
 
 /// Poll events taken per `poll` call.
 const EVENTS_MAX: usize = 1024;
@@ -103,7 +104,7 @@ pub enum ListenerKind {
 // are boxed to keep the slab entry no bigger than a proxy session needs.
 #[allow(clippy::large_enum_variant)]
 enum ConnKind {
-    Proxy(Session<TcpStream>),
+    Proxy(Session<CountedStream>),
     Control(Box<ControlSession<TcpStream>>),
 }
 
@@ -120,6 +121,10 @@ struct Conn {
     backend_slot: Option<usize>,
     timer: Option<(TimerKey, Instant)>,
     queued: bool,
+    /// How the connection counts in the `connections` gauge (`None`: not a client connection).
+    counted_as: Option<ConnType>,
+    /// How the connection counts in the held-connections gauge, if it does.
+    held: Option<Transport>,
 }
 
 struct Listener {
@@ -167,6 +172,10 @@ pub struct Worker {
     throttle: Option<Throttle>,
     /// Connection and subscription events for the stats socket (and `conncheck`), when the bridge runs.
     reporter: Reporter,
+    /// Bytes through this worker's client and backend sockets, and counts and gauge changes from its
+    /// connections: both moved into the shared metrics once per loop.
+    io: Arc<IoCounters>,
+    local: LocalStats,
 }
 
 /// A backend socket's registration: who owns it now.
@@ -250,6 +259,8 @@ impl Worker {
             next_backend_generation: 0,
             throttle,
             reporter: Reporter::new(reporting),
+            io: Arc::new(IoCounters::default()),
+            local: LocalStats::default(),
         })
     }
 
@@ -264,6 +275,7 @@ impl Worker {
             self.run_work_queue(now);
             self.chores(now);
             self.reporter.flush(&self.shared, now);
+            self.local.flush(&self.shared.stats, &self.io);
             if self.finished(now) {
                 break;
             }
@@ -398,6 +410,8 @@ impl Worker {
             log::debug!("conn {id}: accepted from {peer} on worker {}", self.id);
             let kind = match kind {
                 ListenerKind::Client => {
+                    let sock = CountedStream::client(sock, Arc::clone(&self.io));
+                    self.local.connection(ConnType::Http, 1);
                     ConnKind::Proxy(Session::new(sock, peer, false, &self.shared.cfg, now, id))
                 }
                 ListenerKind::Control => ConnKind::Control(Box::new(ControlSession::new(
@@ -405,6 +419,10 @@ impl Worker {
                     self.shared.control_limits,
                     now,
                 ))),
+            };
+            let counted_as = match kind {
+                ConnKind::Proxy(_) => Some(ConnType::Http),
+                _ => None,
             };
             let reported = match kind {
                 ConnKind::Proxy(_) if self.reporter.enabled() => {
@@ -423,6 +441,8 @@ impl Worker {
                 backend_slot: None,
                 timer: None,
                 queued: false,
+                counted_as,
+                held: None,
             });
             let conn = &mut self.conns[key];
             queue(&mut self.work, key, conn);
@@ -894,6 +914,8 @@ impl Worker {
         for _ in 0..SESSION_CALLS_MAX {
             let Some(Conn {
                 kind: ConnKind::Proxy(session),
+                counted_as,
+                held,
                 ..
             }) = self.conns.get_mut(key)
             else {
@@ -908,6 +930,27 @@ impl Worker {
                 prev_id_conflict: Some(&conflict),
             };
             let mut want = session.process(now, &env);
+            self.local.add_counts(&want.counts);
+            // Gauges follow the session's phase: a WebSocket handshake completing, a hold starting or ending.
+            let ws_open = session.websocket_open();
+            if *counted_as == Some(ConnType::Http) && ws_open {
+                *counted_as = Some(ConnType::Ws);
+                self.local.connection(ConnType::Http, -1);
+                self.local.connection(ConnType::Ws, 1);
+            }
+            // A WebSocket-over-HTTP connection listens from its OPEN request on, but is held only once open.
+            let listening = session
+                .listening_as()
+                .filter(|m| *m != Transport::WsMessage || ws_open);
+            if *held != listening {
+                if let Some(mode) = held.take() {
+                    self.local.held(mode, -1);
+                }
+                if let Some(mode) = listening {
+                    self.local.held(mode, 1);
+                }
+                *held = listening;
+            }
             let released = if want.release_backend {
                 session.take_backend()
             } else {
@@ -1020,6 +1063,7 @@ impl Worker {
             if let Some(i) = conn.channels.iter().position(|(c, _)| c == channel) {
                 let (_, was) = conn.channels.swap_remove(i);
                 self.reporter.sub(was, channel, -1);
+                self.local.subscription(was, -1);
             }
         }
         for channel in add.drain(..) {
@@ -1042,6 +1086,7 @@ impl Worker {
                 }
             }
             self.reporter.sub(mode, &channel, 1);
+            self.local.subscription(mode, 1);
             conn.channels.push((channel, mode));
         }
     }
@@ -1099,7 +1144,8 @@ impl Worker {
         let (sock, slot, reused) = match pooled {
             Some(p) => (p.sock, p.slot, true),
             None => match TcpStream::connect(addr) {
-                Ok(mut sock) => {
+                Ok(sock) => {
+                    let mut sock = CountedStream::backend(sock, Arc::clone(&self.io));
                     let _ = sock.set_nodelay(true);
                     self.next_backend_generation = self.next_backend_generation.wrapping_add(1);
                     let slot_generation = self.next_backend_generation;
@@ -1188,6 +1234,13 @@ impl Worker {
                 self.shared.channel_transition(channel, false);
             }
             self.reporter.sub(*mode, channel, -1);
+            self.local.subscription(*mode, -1);
+        }
+        if let Some(t) = conn.counted_as {
+            self.local.connection(t, -1);
+        }
+        if let Some(mode) = conn.held {
+            self.local.held(mode, -1);
         }
         if conn.reported.is_some() {
             let ws_id = match &conn.kind {
