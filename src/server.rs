@@ -23,7 +23,7 @@ use crate::grip::Sequencer;
 use crate::proxy::{ProxyConfig, Router};
 use crate::reactor::{Inbox, ListenerKind, Shared, Worker, WorkerMsg, WorkerSetup};
 use crate::routes::RouteTable;
-use crate::stats::{Metrics, MinuteCounter};
+use crate::stats::{prometheus, Metrics, MinuteCounter};
 
 /// Listen backlog: connections the kernel queues before holdfast accepts them (the kernel caps it at
 /// `net.core.somaxconn`). Bursts of a thousand concurrent opens must not overflow it.
@@ -69,6 +69,8 @@ pub struct Startup {
     routes: RoutesSource,
     pub listen: Vec<SocketAddr>,
     pub workers: usize,
+    /// Where the Prometheus endpoint listens (`prometheus_port`), if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Keys holdfast reads and validates but whose feature has not landed yet: named once at start-up so nobody
@@ -87,7 +89,6 @@ fn planned_keys(s: &Settings) -> Vec<&'static str> {
     );
     note(s.command_spec.is_some(), "[handler] command_spec");
     note(s.stats_spec.is_some(), "[handler] stats_spec");
-    note(s.prometheus_port.is_some(), "prometheus_port");
 
     keys
 }
@@ -126,13 +127,36 @@ pub fn prepare(opts: &Options) -> Result<Startup, String> {
                 .unwrap_or(1)
         })
         .clamp(1, 1024);
+    let metrics = match &settings.prometheus_port {
+        Some(spec) => Some(metrics_addr(spec)?),
+        None => None,
+    };
+    if !prometheus::valid_prefix(&settings.prometheus_prefix) {
+        return Err(format!(
+            "prometheus_prefix {:?}: metric names allow only letters, digits, '_' and ':' (not a digit first)",
+            settings.prometheus_prefix
+        ));
+    }
     Ok(Startup {
         settings,
         warnings,
         routes,
         listen,
         workers,
+        metrics,
     })
+}
+
+/// `prometheus_port`: `port` listens on every IPv4 interface (as `http_port` does, and as Pushpin does with a
+/// bare port), `addr:port` on that address. Pushpin's `ipc://path` (a Unix socket) is refused: holdfast's
+/// metrics endpoint is TCP only.
+fn metrics_addr(spec: &str) -> Result<SocketAddr, String> {
+    if spec.trim().starts_with("ipc://") {
+        return Err(format!(
+            "prometheus_port {spec:?}: ipc:// (Unix socket) endpoints are not supported; use [addr:]port"
+        ));
+    }
+    parse_listen_addr(spec).map_err(|e| format!("prometheus_port: {e}"))
 }
 
 fn load_routes(source: &RoutesSource) -> Result<(RouteTable, Vec<String>), String> {
@@ -190,7 +214,7 @@ pub fn run(startup: Startup) -> Result<(), String> {
     let planned = planned_keys(s);
     if !planned.is_empty() {
         log::warn!(
-            "config: read but not in effect yet (ZeroMQ and Prometheus are still being built): {}",
+            "config: read but not in effect yet (ZeroMQ is still being built): {}",
             planned.join(", ")
         );
     }
@@ -240,6 +264,7 @@ pub fn run(startup: Startup) -> Result<(), String> {
         bridge: OnceLock::new(),
         bridge_resync: AtomicBool::new(false),
         instance_id: format!("holdfast_{}", std::process::id()),
+        prometheus_prefix: s.prometheus_prefix.clone(),
         control_limits: ControlLimits {
             max_headers_size: s.push_in_http_max_headers_size,
             max_body_size: s.push_in_http_max_body_size,
@@ -252,6 +277,16 @@ pub fn run(startup: Startup) -> Result<(), String> {
             let l = listen(addr, false)
                 .map_err(|e| format!("cannot listen on {addr} (control API): {e}"))?;
             log::info!("control API on {addr}");
+            Some(mio::net::TcpListener::from_std(l))
+        }
+        None => None,
+    };
+
+    let mut metrics = match startup.metrics {
+        Some(addr) => {
+            let l = listen(addr, false)
+                .map_err(|e| format!("cannot listen on {addr} (prometheus_port): {e}"))?;
+            log::info!("Prometheus metrics on {addr}");
             Some(mio::net::TcpListener::from_std(l))
         }
         None => None,
@@ -285,6 +320,17 @@ pub fn run(startup: Startup) -> Result<(), String> {
             }
         } else if let Some(l) = control.take() {
             mine.push((l, ListenerKind::Control));
+        }
+        // Scrapes go to the control API's worker when there is one (it is the least busy), else to worker 0.
+        let metrics_here = if control_worker > 0 {
+            id == startup.workers
+        } else {
+            id == 0
+        };
+        if metrics_here {
+            if let Some(l) = metrics.take() {
+                mine.push((l, ListenerKind::Metrics));
+            }
         }
         let worker = Worker::new(WorkerSetup {
             id,

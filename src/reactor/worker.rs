@@ -86,7 +86,7 @@ pub struct WorkerSetup {
     pub id: usize,
     pub poll: Poll,
     pub inbox: Arc<Inbox<WorkerMsg>>,
-    /// Client listeners, and the control API listener (on one worker only).
+    /// Client listeners, and the control API and metrics listeners (on one worker only).
     pub listeners: Vec<(TcpListener, ListenerKind)>,
     pub router: Arc<Router>,
     pub shared: Arc<Shared>,
@@ -98,14 +98,18 @@ pub struct WorkerSetup {
 pub enum ListenerKind {
     Client,
     Control,
+    /// `prometheus_port`: every request gets the metrics exposition.
+    Metrics,
 }
 
-// Proxy sessions are nearly every connection, so they stay inline in the slab; the rare control connections
-// are boxed to keep the slab entry no bigger than a proxy session needs.
+// Proxy sessions are nearly every connection, so they stay inline in the slab; the rare control and metrics
+// connections are boxed to keep the slab entry no bigger than a proxy session needs.
 #[allow(clippy::large_enum_variant)]
 enum ConnKind {
     Proxy(Session<CountedStream>),
     Control(Box<ControlSession<TcpStream>>),
+    /// A Prometheus scrape: the control API's one-request HTTP handling, answered with the exposition.
+    Metrics(Box<ControlSession<TcpStream>>),
 }
 
 struct Conn {
@@ -417,6 +421,11 @@ impl Worker {
                 ListenerKind::Control => ConnKind::Control(Box::new(ControlSession::new(
                     sock,
                     self.shared.control_limits,
+                    now,
+                ))),
+                ListenerKind::Metrics => ConnKind::Metrics(Box::new(ControlSession::plain(
+                    sock,
+                    control::METRICS_LIMITS,
                     now,
                 ))),
             };
@@ -892,7 +901,9 @@ impl Worker {
                                 s.set_client_read_closed();
                             }
                         }
-                        ConnKind::Control(s) => s.set_ready(readable, writable),
+                        ConnKind::Control(s) | ConnKind::Metrics(s) => {
+                            s.set_ready(readable, writable)
+                        }
                     }
                     queue(&mut self.work, key, conn);
                 }
@@ -904,7 +915,7 @@ impl Worker {
 
     fn run_session(&mut self, key: usize, now: Instant) {
         if let Some(Conn {
-            kind: ConnKind::Control(_),
+            kind: ConnKind::Control(_) | ConnKind::Metrics(_),
             ..
         }) = self.conns.get(key)
         {
@@ -1053,7 +1064,7 @@ impl Worker {
         };
         let mode = match &conn.kind {
             ConnKind::Proxy(session) => session.listening_as(),
-            ConnKind::Control(_) => None,
+            ConnKind::Control(_) | ConnKind::Metrics(_) => None,
         }
         .unwrap_or(Transport::HttpStream);
         for channel in remove {
@@ -1092,17 +1103,23 @@ impl Worker {
     }
 
     fn run_control(&mut self, key: usize, now: Instant) {
-        let Some(Conn {
-            kind: ConnKind::Control(session),
-            ..
-        }) = self.conns.get_mut(key)
-        else {
+        let Some(conn) = self.conns.get_mut(key) else {
             return;
+        };
+        let (session, metrics) = match &mut conn.kind {
+            ConnKind::Control(s) => (s, false),
+            ConnKind::Metrics(s) => (s, true),
+            ConnKind::Proxy(_) => return,
         };
         let mut want = session.process(now);
         if let Some(req) = want.request.take() {
-            log::debug!("control: {} {}", req.method, req.path);
-            session.respond(control::handle(&req, &self.shared));
+            if metrics {
+                log::debug!("metrics: {} {}", req.method, req.path);
+                session.respond(control::metrics_response(&req, &self.shared));
+            } else {
+                log::debug!("control: {} {}", req.method, req.path);
+                session.respond(control::handle(&req, &self.shared));
+            }
             want = session.process(now);
         }
         if want.close {
@@ -1245,7 +1262,7 @@ impl Worker {
         if conn.reported.is_some() {
             let ws_id = match &conn.kind {
                 ConnKind::Proxy(session) => session.websocket_id().flatten(),
-                ConnKind::Control(_) => None,
+                ConnKind::Control(_) | ConnKind::Metrics(_) => None,
             };
             let name = conn_name(&self.shared.instance_id, conn.id, ws_id);
             self.reporter.conn_close(name);
@@ -1294,7 +1311,7 @@ fn listening_as(conns: &Slab<Conn>, member: ConnRef) -> Option<Transport> {
     }
     match &conn.kind {
         ConnKind::Proxy(session) => session.listening_as(),
-        ConnKind::Control(_) => None,
+        ConnKind::Control(_) | ConnKind::Metrics(_) => None,
     }
 }
 
