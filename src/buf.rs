@@ -190,6 +190,9 @@ impl Drop for InBuf {
 pub struct OutBuf {
     data: Vec<u8>,
     pos: usize,
+    /// Bytes of HTTP heads appended since `take_head_bytes`, for the header-bytes metrics. Kept here because
+    /// heads are written deep in code that has the buffer and nothing else (holds, WebSocket-over-HTTP).
+    head_bytes: u64,
 }
 
 impl OutBuf {
@@ -217,6 +220,25 @@ impl OutBuf {
 
     pub fn extend(&mut self, bytes: &[u8]) {
         self.vec().extend_from_slice(bytes);
+    }
+
+    /// Append an HTTP head written by `write`, counting its bytes as head bytes.
+    pub fn push_head(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let v = self.vec();
+        let before = v.len();
+        write(v);
+        let n = v.len() - before;
+        self.head_bytes += n as u64;
+    }
+
+    /// The last `n` bytes appended were an HTTP head (its body may follow).
+    pub fn mark_head(&mut self, n: usize) {
+        self.head_bytes += n as u64;
+    }
+
+    /// Head bytes appended since the last call.
+    pub fn take_head_bytes(&mut self) -> u64 {
+        std::mem::take(&mut self.head_bytes)
     }
 
     pub fn data(&self) -> &[u8] {
@@ -352,6 +374,18 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn head_bytes_are_counted_apart_from_the_rest() {
+        let mut out = OutBuf::new();
+        out.extend(b"body before");
+        out.push_head(|v| v.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n"));
+        out.extend(b"body");
+        out.mark_head(7);
+        assert_eq!(out.take_head_bytes(), 19 + 7);
+        assert_eq!(out.take_head_bytes(), 0, "taken means reset");
+        assert_eq!(out.len(), 11 + 19 + 4);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::grip::Sequencer;
 use crate::proxy::{ProxyConfig, Router};
 use crate::reactor::{Inbox, ListenerKind, Shared, Worker, WorkerMsg, WorkerSetup};
 use crate::routes::RouteTable;
-use crate::stats::Metrics;
+use crate::stats::{prometheus, Metrics, MinuteCounter};
 
 /// Listen backlog: connections the kernel queues before holdfast accepts them (the kernel caps it at
 /// `net.core.somaxconn`). Bursts of a thousand concurrent opens must not overflow it.
@@ -69,19 +69,8 @@ pub struct Startup {
     routes: RoutesSource,
     pub listen: Vec<SocketAddr>,
     pub workers: usize,
-}
-
-/// Keys holdfast reads and validates but whose feature has not landed yet: named once at start-up so nobody
-/// believes a setting is in effect when it is not. The list shrinks as features land.
-fn planned_keys(s: &Settings) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    let mut note = |set: bool, key: &'static str| {
-        if set {
-            keys.push(key);
-        }
-    };
-    note(s.prometheus_port.is_some(), "prometheus_port");
-    keys
+    /// Where the Prometheus endpoint listens (`prometheus_port`), if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// ZeroMQ keys that a build without the `zmq` feature cannot honour.
@@ -134,13 +123,36 @@ pub fn prepare(opts: &Options) -> Result<Startup, String> {
                 .unwrap_or(1)
         })
         .clamp(1, 1024);
+    let metrics = match &settings.prometheus_port {
+        Some(spec) => Some(metrics_addr(spec)?),
+        None => None,
+    };
+    if !prometheus::valid_prefix(&settings.prometheus_prefix) {
+        return Err(format!(
+            "prometheus_prefix {:?}: metric names allow only letters, digits, '_' and ':' (not a digit first)",
+            settings.prometheus_prefix
+        ));
+    }
     Ok(Startup {
         settings,
         warnings,
         routes,
         listen,
         workers,
+        metrics,
     })
+}
+
+/// `prometheus_port`: `port` listens on every IPv4 interface (as `http_port` does, and as Pushpin does with a
+/// bare port), `addr:port` on that address. Pushpin's `ipc://path` (a Unix socket) is refused: holdfast's
+/// metrics endpoint is TCP only.
+fn metrics_addr(spec: &str) -> Result<SocketAddr, String> {
+    if spec.trim().starts_with("ipc://") {
+        return Err(format!(
+            "prometheus_port {spec:?}: ipc:// (Unix socket) endpoints are not supported; use [addr:]port"
+        ));
+    }
+    parse_listen_addr(spec).map_err(|e| format!("prometheus_port: {e}"))
 }
 
 fn load_routes(source: &RoutesSource) -> Result<(RouteTable, Vec<String>), String> {
@@ -194,10 +206,6 @@ pub fn run(startup: Startup) -> Result<(), String> {
     let s = &startup.settings;
     for w in &startup.warnings {
         log::warn!("config: {w}");
-    }
-    let planned = planned_keys(s);
-    if !planned.is_empty() {
-        log::warn!("config: read but not in effect yet: {}", planned.join(", "));
     }
     #[cfg(not(feature = "zmq"))]
     {
@@ -257,6 +265,7 @@ pub fn run(startup: Startup) -> Result<(), String> {
         instance_id: format!("holdfast_{}", std::process::id()),
         report_connections: AtomicBool::new(false),
         report_messages: AtomicBool::new(false),
+        prometheus_prefix: s.prometheus_prefix.clone(),
         control_limits: ControlLimits {
             max_headers_size: s.push_in_http_max_headers_size,
             max_body_size: s.push_in_http_max_body_size,
@@ -277,6 +286,16 @@ pub fn run(startup: Startup) -> Result<(), String> {
     // The bridge binds its sockets (a busy address fails start-up) and must exist before the workers start.
     #[cfg(feature = "zmq")]
     let bridge = crate::zmq_bridge::start(s, Arc::clone(&shared))?;
+
+    let mut metrics = match startup.metrics {
+        Some(addr) => {
+            let l = listen(addr, false)
+                .map_err(|e| format!("cannot listen on {addr} (prometheus_port): {e}"))?;
+            log::info!("Prometheus metrics on {addr}");
+            Some(mio::net::TcpListener::from_std(l))
+        }
+        None => None,
+    };
 
     // Register for signals before the workers start, so an early SIGTERM is not lost.
     let mut signals =
@@ -306,6 +325,17 @@ pub fn run(startup: Startup) -> Result<(), String> {
             }
         } else if let Some(l) = control.take() {
             mine.push((l, ListenerKind::Control));
+        }
+        // Scrapes go to the control API's worker when there is one (it is the least busy), else to worker 0.
+        let metrics_here = if control_worker > 0 {
+            id == startup.workers
+        } else {
+            id == 0
+        };
+        if metrics_here {
+            if let Some(l) = metrics.take() {
+                mine.push((l, ListenerKind::Metrics));
+            }
         }
         let worker = Worker::new(WorkerSetup {
             id,
@@ -375,6 +405,8 @@ fn control_loop(
     let mut next_check = Instant::now() + check_every;
     let mut next_resolve = Instant::now() + RESOLVE_EVERY;
     let mut current = initial;
+    let mut minutes = MinuteCounter::default();
+    let mut last_tick = Instant::now();
     loop {
         let mut reload = false;
         for sig in signals.pending() {
@@ -391,6 +423,18 @@ fn control_loop(
         }
         let now = Instant::now();
         shared.expire_sequencer(now);
+        // Pushpin's connection_minute: open client connections integrated over time, sampled every tick.
+        let done = minutes.advance(
+            shared.stats.open_connections(),
+            now.saturating_duration_since(last_tick),
+        );
+        last_tick = now;
+        if done > 0 {
+            shared
+                .stats
+                .connection_minutes
+                .fetch_add(done, std::sync::atomic::Ordering::Relaxed);
+        }
         if now >= next_check {
             next_check = now + check_every;
             if let Some(path) = &routes_path {

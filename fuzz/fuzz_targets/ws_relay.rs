@@ -20,6 +20,7 @@ use holdfast::proxy::ws::{
 use holdfast::proxy::{ProxyConfig, Router};
 use holdfast::publish::parse_publish_body;
 use holdfast::routes::RouteTable;
+use holdfast::stats::ConnCounts;
 use holdfast::websocket::limits::WsLimits;
 use libfuzzer_sys::fuzz_target;
 
@@ -84,6 +85,7 @@ fuzz_target!(|data: &[u8]| {
     let mut client_out = OutBuf::new();
     let mut backend_in = InBuf::new(32 * 1024);
     let mut backend_out = OutBuf::new();
+    let mut counts = ConnCounts::default();
     let (mut client_eof, mut backend_eof) = (false, false);
     let mut finished_at: Option<(usize, usize)> = None;
     while let Some((&op, rest)) = ops.split_first() {
@@ -115,6 +117,7 @@ fuzz_target!(|data: &[u8]| {
                         output: &mut backend_out,
                         eof: backend_eof,
                     }),
+                    counts: &mut counts,
                 };
                 ws.on_time(&mut io, now);
             }
@@ -141,6 +144,7 @@ fuzz_target!(|data: &[u8]| {
                 output: &mut backend_out,
                 eof: backend_eof,
             }),
+            counts: &mut counts,
         };
         ws.advance(&mut io, now);
         if let Some(w) = ws.over_http() {

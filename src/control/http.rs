@@ -43,8 +43,9 @@ pub struct ControlLimits {
     pub max_body_size: usize,
 }
 
-/// Parse a control request from everything received so far. `continued` says a 100 Continue was sent already.
-pub fn parse(buf: &[u8], limits: &ControlLimits, continued: bool) -> Parsed {
+/// Parse a control request from everything received so far. `continued` says a 100 Continue was sent already;
+/// without `negotiate`, `Accept` is not looked at and the format is text.
+pub fn parse(buf: &[u8], limits: &ControlLimits, continued: bool, negotiate: bool) -> Parsed {
     let head_limits = HeadLimits {
         max_head: limits.max_headers_size.max(64),
         ..HeadLimits::default()
@@ -67,7 +68,12 @@ pub fn parse(buf: &[u8], limits: &ControlLimits, continued: bool) -> Parsed {
             ))
         }
     };
-    let format = match negotiate(head.header_str("Accept")) {
+    let accept = if negotiate {
+        head.header_str("Accept")
+    } else {
+        None
+    };
+    let format = match self::negotiate(accept) {
         Some(f) => f,
         None => {
             return Parsed::Error(text_response(
@@ -246,7 +252,7 @@ mod tests {
             (b"GARBAGE\r\n\r\n", 400, "Failed to parse request header.\n"),
         ];
         for (input, code, body) in cases {
-            let parsed = parse(input, &LIMITS, false);
+            let parsed = parse(input, &LIMITS, false, true);
             assert_eq!(status(&parsed), *code, "{}", String::from_utf8_lossy(input));
             let Parsed::Error(bytes) = parsed else {
                 unreachable!()
@@ -265,7 +271,7 @@ mod tests {
         };
         let mut req = b"GET / HTTP/1.1\r\n".to_vec();
         req.extend(std::iter::repeat_n(b'a', 200));
-        let parsed = parse(&req, &limits, false);
+        let parsed = parse(&req, &limits, false, true);
         assert_eq!(status(&parsed), 400);
     }
 
@@ -274,13 +280,13 @@ mod tests {
         let input = b"POST /publish/ HTTP/1.1\r\nContent-Length: 5\r\nAccept: application/json\r\n\r\nhello";
         for cut in 0..input.len() {
             assert_eq!(
-                parse(&input[..cut], &LIMITS, true),
+                parse(&input[..cut], &LIMITS, true, true),
                 Parsed::Incomplete,
                 "cut at {cut}"
             );
         }
         assert_eq!(
-            parse(input, &LIMITS, false),
+            parse(input, &LIMITS, false, true),
             Parsed::Request(ControlRequest {
                 method: "POST".into(),
                 path: "/publish/".into(),
@@ -293,8 +299,21 @@ mod tests {
     #[test]
     fn expect_continue_is_answered_once() {
         let head = b"POST /publish HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
-        assert_eq!(parse(head, &LIMITS, false), Parsed::Continue);
-        assert_eq!(parse(head, &LIMITS, true), Parsed::Incomplete);
+        assert_eq!(parse(head, &LIMITS, false, true), Parsed::Continue);
+        assert_eq!(parse(head, &LIMITS, true, true), Parsed::Incomplete);
+    }
+
+    #[test]
+    fn without_negotiation_any_accept_gets_text() {
+        let req = b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text\r\n\r\n";
+        assert_eq!(status(&parse(req, &LIMITS, false, true)), 406);
+        match parse(req, &LIMITS, false, false) {
+            Parsed::Request(r) => {
+                assert_eq!(r.path, "/metrics");
+                assert_eq!(r.format, Format::Text);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The HTTP control API: Pushpin's publish endpoint and friends (spec section 5.1).
+//! The HTTP control API: Pushpin's publish endpoint and friends (spec section 5.1), and the Prometheus endpoint
+//! (spec 7.3), which shares its one-request HTTP handling.
 
 mod http;
 mod session;
@@ -7,7 +8,25 @@ pub use http::{response, text_response, ControlLimits, ControlRequest, Format};
 
 use crate::publish::parse_publish_body;
 use crate::reactor::Shared;
+use crate::stats::prometheus;
 pub use session::{ControlSession, ControlWant};
+
+/// Request limits of the Prometheus endpoint (Pushpin's: 8192-byte head, 8192-byte body).
+pub const METRICS_LIMITS: ControlLimits = ControlLimits {
+    max_headers_size: 8192,
+    max_body_size: 8192,
+};
+
+/// Any request to the metrics endpoint, whatever its method and path, gets the exposition (as Pushpin's does);
+/// a HEAD gets the head alone.
+pub fn metrics_response(req: &ControlRequest, shared: &Shared) -> Vec<u8> {
+    let body = prometheus::render(&shared.metrics_snapshot(), &shared.prometheus_prefix);
+    let mut out = response(200, prometheus::CONTENT_TYPE, body.as_bytes(), &[]);
+    if req.method == "HEAD" {
+        out.truncate(out.len() - body.len());
+    }
+    out
+}
 
 /// Answer a transport-valid control request (spec 5.1).
 pub fn handle(req: &ControlRequest, shared: &Shared) -> Vec<u8> {

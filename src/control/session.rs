@@ -31,6 +31,9 @@ pub struct ControlSession<S: Socket> {
     state: State,
     deadline: Instant,
     limits: ControlLimits,
+    /// Whether `Accept` is checked (the control API's JSON or text answers) or ignored (the metrics endpoint,
+    /// which has one format whatever the scraper lists).
+    negotiate: bool,
 }
 
 /// What the worker should do after `process`.
@@ -50,6 +53,15 @@ impl<S: Socket> ControlSession<S> {
             state: State::Reading { continued: false },
             deadline: now + CONTROL_REQUEST_TIMEOUT,
             limits,
+            negotiate: true,
+        }
+    }
+
+    /// The same one-request HTTP handling without `Accept` negotiation.
+    pub fn plain(sock: S, limits: ControlLimits, now: Instant) -> ControlSession<S> {
+        ControlSession {
+            negotiate: false,
+            ..ControlSession::new(sock, limits, now)
         }
     }
 
@@ -95,7 +107,7 @@ impl<S: Socket> ControlSession<S> {
                     }
                 }
             }
-            match parse(&self.input, &self.limits, continued) {
+            match parse(&self.input, &self.limits, continued, self.negotiate) {
                 Parsed::Incomplete if eof => self.state = State::Done,
                 Parsed::Incomplete => {}
                 Parsed::Continue => {

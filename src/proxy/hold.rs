@@ -497,13 +497,16 @@ impl Hold {
             reason: reason.to_string(),
             headers,
         };
-        rewrite::client_response(
-            &head,
-            BodyKind::Length(body.len() as u64),
-            self.keep_alive_conn,
-            self.client_version,
-            out.vec(),
-        );
+        let (keep_alive, version) = (self.keep_alive_conn, self.client_version);
+        out.push_head(|v| {
+            rewrite::client_response(
+                &head,
+                BodyKind::Length(body.len() as u64),
+                keep_alive,
+                version,
+                v,
+            )
+        });
         out.extend(body);
         self.finished = true;
     }
@@ -588,7 +591,7 @@ pub fn begin_stream(
     };
     let keep_alive_conn = keep_alive && framing == BodyKind::Chunked;
     // client_response drops Content-Length and Transfer-Encoding for these framings.
-    rewrite::client_response(head, framing, keep_alive_conn, client_version, out.vec());
+    out.push_head(|v| rewrite::client_response(head, framing, keep_alive_conn, client_version, v));
     let mut enc = BodyEncoder::new(framing);
     // Encoding into a fresh chunked/close-delimited encoder can't fail.
     let _ = enc.encode(body, out.vec());

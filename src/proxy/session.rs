@@ -48,6 +48,7 @@ use crate::http1::{
     Version,
 };
 use crate::routes::{RouteQuery, TargetKind};
+use crate::stats::{BackendError, ConnCounts, Flow};
 
 /// A guard against our own bugs: state changes without a single byte moving can't go on this long. Tripping
 /// it logs the state and closes the connection.
@@ -113,8 +114,9 @@ pub struct Want {
     pub again: bool,
     /// Gone-link notices to post (fire and forget).
     pub gone: Vec<super::gone::GoneRequest>,
-    /// Client request heads parsed during this call (the stats `activity` count).
-    pub requests: u32,
+    /// What the connection did since the last call (requests, head bytes, WebSocket messages, backend
+    /// errors), for the metrics.
+    pub counts: ConnCounts,
 }
 
 /// See `Env::prev_id_conflict`: (channel, prev-id) to whether they conflict.
@@ -287,8 +289,8 @@ pub struct Session<S: Socket> {
     spare_backend_out: OutBuf,
     /// Gone links to post once `process` has the configuration to build them.
     pending_gone: Vec<PendingGone>,
-    /// Request heads parsed since the last `Want` (pipelined requests can make it more than one).
-    requests: u32,
+    /// Counted since the last `process` returned them.
+    counts: ConnCounts,
 }
 
 /// Why an exchange failed before a response could be relayed.
@@ -328,7 +330,7 @@ impl<S: Socket> Session<S> {
             unsubscribe: Vec::new(),
             spare_backend_out: OutBuf::new(),
             pending_gone: Vec::new(),
-            requests: 0,
+            counts: ConnCounts::default(),
         }
     }
 
@@ -503,6 +505,9 @@ impl<S: Socket> Session<S> {
         } else {
             self.compute_deadline(env.cfg)
         };
+        // Heads for the client are counted as they are queued, wherever in the session that happens.
+        let client_heads = self.client_out.take_head_bytes();
+        self.counts.header(Flow::ClientSent, client_heads);
         Want {
             deadline: self.deadline,
             connect: self.pending_connect.take(),
@@ -512,7 +517,7 @@ impl<S: Socket> Session<S> {
             unsubscribe: std::mem::take(&mut self.unsubscribe),
             again: again && !close,
             gone,
-            requests: std::mem::take(&mut self.requests),
+            counts: self.counts.take(),
         }
     }
 
@@ -750,7 +755,8 @@ impl<S: Socket> Session<S> {
             }
             Ok(Some((head, used))) => {
                 self.client_in.consume(used);
-                self.requests = self.requests.saturating_add(1);
+                self.counts.requests += 1;
+                self.counts.header(Flow::ClientReceived, used as u64);
                 self.start_request(head, now, env);
                 true
             }
@@ -925,7 +931,7 @@ impl<S: Socket> Session<S> {
         if head.expects_continue() && req_kind != BodyKind::None && req_kind != BodyKind::Length(0)
         {
             // Pushpin strips Expect toward the backend, so the proxy itself invites the body.
-            write_continue(self.client_out.vec());
+            self.client_out.push_head(write_continue);
         }
         let client_keep_alive = head.keep_alive();
         let ws_upgrade = match ws_upgrade {
@@ -996,7 +1002,8 @@ impl<S: Socket> Session<S> {
         now: Instant,
     ) {
         let keep = head.keep_alive() && body == BodyKind::None && !self.draining;
-        write_text_response(self.client_out.vec(), code, text, !keep);
+        let n = write_text_response(self.client_out.vec(), code, text, !keep);
+        self.client_out.mark_head(n);
         self.next_request_or_close(keep, now);
     }
 
@@ -1016,7 +1023,8 @@ impl<S: Socket> Session<S> {
     }
 
     fn respond_and_close(&mut self, code: u16, text: &str, now: Instant) {
-        write_text_response(self.client_out.vec(), code, text, true);
+        let n = write_text_response(self.client_out.vec(), code, text, true);
+        self.client_out.mark_head(n);
         self.phase = Phase::Closing {
             since: now,
             shut: false,
@@ -1029,6 +1037,10 @@ impl<S: Socket> Session<S> {
         let Phase::Exchange(ex) = &mut self.phase else {
             return;
         };
+        self.counts.backend_error(match failure {
+            Failure::BadGateway(_) => BackendError::BadGateway,
+            Failure::Timeout(_) => BackendError::Timeout,
+        });
         if ex.link.is_some() {
             let (Failure::BadGateway(why) | Failure::Timeout(why)) = failure;
             self.link_failed(&why);
@@ -1066,7 +1078,8 @@ impl<S: Socket> Session<S> {
         };
         let keep = ex.client_keep_alive && ex.req_kind == BodyKind::None && !self.draining;
         // Only an interim 100 Continue can be queued here; it may be partly sent, so append after it.
-        write_text_response(self.client_out.vec(), code, &text, !keep);
+        let n = write_text_response(self.client_out.vec(), code, &text, !keep);
+        self.client_out.mark_head(n);
         self.phase = if keep {
             Phase::ReadHead { started: None }
         } else {

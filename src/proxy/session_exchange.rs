@@ -150,6 +150,7 @@ impl<S: Socket> Session<S> {
         };
         b.output.clear();
         rewrite::backend_request(&ex.head, &ctx, b.output.vec());
+        self.counts.header(Flow::BackendSent, b.output.len() as u64);
         if let Some(body) = ex.retry_body.take() {
             // A retried request: its body was kept from the first time.
             b.output.extend(&body);
@@ -164,6 +165,8 @@ impl<S: Socket> Session<S> {
         let Phase::Exchange(ex) = &mut self.phase else {
             return;
         };
+        // Only failed connection attempts lead here (refused, unreachable, timed out).
+        self.counts.backend_error(BackendError::Connect);
         if let Some(idx) = ex.current.take() {
             ex.tried
                 .push(format!("{} ({why})", ex.candidates[idx].addr));
@@ -275,7 +278,8 @@ impl<S: Socket> Session<S> {
         if ex.resp_bytes == 0 {
             log::info!("{} {} code={code} {text}", ex.head.method, ex.head.target);
             // Only an interim 100 Continue can be queued here; it may be partly sent, so append after it.
-            write_text_response(self.client_out.vec(), code, text, true);
+            let n = write_text_response(self.client_out.vec(), code, text, true);
+            self.client_out.mark_head(n);
             self.phase = Phase::Closing {
                 since: self.now,
                 shut: false,
@@ -314,6 +318,7 @@ impl<S: Socket> Session<S> {
                         }
                         Ok(Some((resp, used))) => {
                             b.input.consume(used);
+                            self.counts.header(Flow::BackendReceived, used as u64);
                             progress = true;
                             if (100..200).contains(&resp.code) {
                                 if resp.code == 101 {
@@ -532,13 +537,9 @@ impl<S: Socket> Session<S> {
             ex.client_keep_alive = false;
         }
         let before = self.client_out.len();
-        rewrite::client_response(
-            &resp,
-            framing,
-            keep_alive,
-            ex.head.version,
-            self.client_out.vec(),
-        );
+        self.client_out.push_head(|out| {
+            rewrite::client_response(&resp, framing, keep_alive, ex.head.version, out)
+        });
         ex.resp_bytes += (self.client_out.len() - before) as u64;
         ex.status = resp.code;
         ex.resp = RespState::Body {

@@ -336,6 +336,15 @@ impl<S: Socket> Session<S> {
         }
     }
 
+    /// The client has its 101: the connection is a WebSocket as the client sees it. (WebSocket-over-HTTP is in
+    /// the WebSocket phase from its OPEN request on, before the backend has accepted.)
+    pub fn websocket_open(&self) -> bool {
+        match &self.phase {
+            Phase::WebSocket(ws) => ws.conn.is_open(),
+            _ => false,
+        }
+    }
+
     /// The command socket's `refresh` for this connection: whether it is a WebSocket-over-HTTP connection (which
     /// then asks its backend at once).
     pub fn refresh(&mut self) -> bool {
@@ -598,13 +607,15 @@ fn write_plain_response(inst: &Instruct, version: Version, keep_alive: bool, out
         reason: inst.reason.clone(),
         headers,
     };
-    rewrite::client_response(
-        &head,
-        BodyKind::Length(inst.body.len() as u64),
-        keep_alive,
-        version,
-        out.vec(),
-    );
+    out.push_head(|v| {
+        rewrite::client_response(
+            &head,
+            BodyKind::Length(inst.body.len() as u64),
+            keep_alive,
+            version,
+            v,
+        )
+    });
     out.extend(&inst.body);
 }
 

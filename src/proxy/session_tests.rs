@@ -261,6 +261,8 @@ struct Harness {
     /// The backend the session was last handed, so its readiness edges can be delivered. Weak, so that
     /// `held_elsewhere` sees only the session's (or the pool's) handle.
     backend: Option<Weak<RefCell<SockState>>>,
+    /// Every `Want::counts` so far, summed as the reactor does.
+    counts: ConnCounts,
 }
 
 impl Harness {
@@ -281,6 +283,7 @@ impl Harness {
             client,
             session,
             backend: None,
+            counts: ConnCounts::default(),
         }
     }
 
@@ -304,7 +307,9 @@ impl Harness {
             draining: self.draining,
             prev_id_conflict: None,
         };
-        self.session.process(self.now, &env)
+        let want = self.session.process(self.now, &env);
+        self.counts.add(&want.counts);
+        want
     }
 
     fn advance(&mut self, d: Duration) {
@@ -585,18 +590,18 @@ fn every_parsed_request_head_is_counted_once_for_stats_activity() {
     let mut h = Harness::new();
     h.client
         .feed(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n");
-    let mut counted = h.process().requests;
+    let mut counted = h.process().counts.requests;
     assert_eq!(
         counted, 1,
         "the second request waits for the first response"
     );
     let be = FakeSock::open();
     h.attach(&be, target(), false);
-    counted += h.process().requests;
+    counted += h.process().counts.requests;
     be.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA");
     assert!(h.process().release_backend);
     h.take_backend();
-    counted += h.process().requests;
+    counted += h.process().counts.requests;
     assert_eq!(counted, 2);
     // Half a head is not a request yet; the call that completes it counts it.
     h.attach(&be, target(), true);
@@ -605,9 +610,9 @@ fn every_parsed_request_head_is_counted_once_for_stats_activity() {
     assert!(h.process().release_backend);
     h.take_backend();
     h.client.feed(b"GET /c HTTP/1.1\r\n");
-    assert_eq!(h.process().requests, 0);
+    assert_eq!(h.process().counts.requests, 0);
     h.client.feed(b"Host: h\r\n\r\n");
-    assert_eq!(h.process().requests, 1);
+    assert_eq!(h.process().counts.requests, 1);
 }
 
 // ---- body framing ------------------------------------------------------------------------------------------------
@@ -1827,4 +1832,102 @@ fn error_after_a_partly_written_continue_keeps_the_stream_well_formed() {
             local("502 Bad Gateway", ORIGIN_ERROR_TEXT, true)
         )
     );
+}
+
+// ---- counts for the metrics -------------------------------------------------------------------------------------
+
+/// Length of the HTTP head at the start of `wire` (through the blank line).
+fn head_len(wire: &[u8]) -> u64 {
+    let end = wire
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head");
+    (end + 4) as u64
+}
+
+fn header_bytes(h: &Harness, flow: Flow) -> u64 {
+    h.counts.header_bytes[flow.index()]
+}
+
+#[test]
+fn head_bytes_are_counted_apart_from_bodies_on_both_sides() {
+    let mut h = Harness::new();
+    let request = b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc";
+    let be = h.send_to_backend(request, target());
+    let to_backend = be.take_written();
+    assert!(to_backend.ends_with(b"abc"));
+    be.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Backend: b1\r\n\r\nhello");
+    assert!(h.process().release_backend);
+    h.take_backend();
+    let to_client = h.client.take_written();
+    assert!(to_client.ends_with(b"hello"));
+
+    assert_eq!(h.counts.requests, 1);
+    assert_eq!(header_bytes(&h, Flow::ClientReceived), head_len(request));
+    assert_eq!(header_bytes(&h, Flow::BackendSent), head_len(&to_backend));
+    assert_eq!(
+        header_bytes(&h, Flow::BackendReceived),
+        head_len(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Backend: b1\r\n\r\n")
+    );
+    assert_eq!(header_bytes(&h, Flow::ClientSent), head_len(&to_client));
+    assert_eq!(h.counts.backend_errors, [0, 0, 0]);
+    assert_eq!(h.counts.ws_messages, [0, 0, 0, 0]);
+
+    // A second request on the same connection counts again; a local answer's head counts, its body not.
+    h.client
+        .feed(b"GET /x HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n");
+    h.process();
+    let answer = h.client.take_written();
+    assert!(answer.starts_with(b"HTTP/1.1 400 "), "{}", text(&answer));
+    assert_eq!(h.counts.requests, 2);
+    assert_eq!(
+        header_bytes(&h, Flow::ClientSent),
+        head_len(&to_client) + head_len(&answer)
+    );
+}
+
+#[test]
+fn backend_failures_are_counted_by_kind() {
+    let errors = |h: &Harness| {
+        let e = h.counts.backend_errors;
+        (
+            e[BackendError::Connect.index()],
+            e[BackendError::Timeout.index()],
+            e[BackendError::BadGateway.index()],
+        )
+    };
+
+    // Two refused targets, then a 502: each attempt counts, and so does the 502.
+    let mut h = Harness::with(ROUTES_FAILOVER, base_cfg());
+    h.client.feed(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    h.process();
+    fail_connect(&mut h, ConnectFailure::Immediate, target());
+    h.process();
+    fail_connect(&mut h, ConnectFailure::Async, second_target());
+    h.process();
+    assert!(text(&h.client.take_written()).starts_with("HTTP/1.1 502 "));
+    assert_eq!(errors(&h), (2, 0, 1));
+
+    // No response head in time: a 504.
+    let mut h = Harness::new();
+    h.send_to_backend(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", target());
+    h.set_time(h.now + h.cfg.backend_response_timeout);
+    h.process();
+    assert!(text(&h.client.take_written()).starts_with("HTTP/1.1 504 "));
+    assert_eq!(errors(&h), (0, 1, 0));
+
+    // Garbage instead of a response: a 502.
+    let mut h = Harness::new();
+    let be = h.send_to_backend(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", target());
+    be.feed(b"SSH-2.0-OpenSSH\r\n\r\n");
+    h.process();
+    assert_eq!(errors(&h), (0, 0, 1));
+
+    // A route that does not exist is the client's problem, not a backend's.
+    let mut h = Harness::with("host.test 127.0.0.1:9999\n", base_cfg());
+    h.client.feed(b"GET / HTTP/1.1\r\nHost: other.test\r\n\r\n");
+    h.process();
+    assert!(text(&h.client.take_written()).starts_with("HTTP/1.1 502 "));
+    assert_eq!(errors(&h), (0, 0, 0));
+    assert_eq!(h.counts.requests, 1);
 }

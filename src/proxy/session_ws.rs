@@ -19,6 +19,7 @@ macro_rules! ws_io {
             client_in: &mut $s.client_in,
             client_out: &mut $s.client_out,
             client_eof: $s.client_eof,
+            counts: &mut $s.counts,
             backend: $s
                 .backend
                 .as_mut()
@@ -101,13 +102,14 @@ impl<S: Socket> Session<S> {
                 } else {
                     &[]
                 };
-                crate::proxy::local::write_text_response_with(
+                let n = crate::proxy::local::write_text_response_with(
                     self.client_out.vec(),
                     reject.code,
                     reject.reason,
                     true,
                     extra,
                 );
+                self.client_out.mark_head(n);
                 self.phase = Phase::Closing {
                     since: now,
                     shut: false,
@@ -129,7 +131,9 @@ impl<S: Socket> Session<S> {
             let channels = test_target::channels(&head.target);
             self.subscribe.extend(grip.subscribe_implicit(&channels));
             grip.enabled = true;
-            write_server_response(self.client_out.vec(), &upgrade.accept(), None, &[]);
+            let accept = upgrade.accept();
+            self.client_out
+                .push_head(|out| write_server_response(out, &accept, None, &[]));
             log_request(
                 env.cfg,
                 head,
@@ -187,7 +191,8 @@ impl<S: Socket> Session<S> {
             })
             .cloned()
             .collect();
-        write_server_response(self.client_out.vec(), &up.client_accept, None, &extra);
+        self.client_out
+            .push_head(|out| write_server_response(out, &up.client_accept, None, &extra));
         let mut grip = GripWs::new(
             route.prefix.as_deref().unwrap_or(""),
             env.cfg.subscription_max,
@@ -318,6 +323,7 @@ impl<S: Socket> Session<S> {
     }
 
     pub(super) fn websocket_connect_failed(&mut self, why: &str, env: &Env) {
+        self.counts.backend_error(BackendError::Connect);
         let now = self.now;
         let Phase::WebSocket(ws) = &mut self.phase else {
             return;

@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
+use super::socket::CountedStream;
 
 /// What the worker knows of a pooled socket from poll events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub enum Health {
 }
 
 pub struct Pooled {
-    pub sock: TcpStream,
+    pub sock: CountedStream,
     /// The backend slot the socket is registered under.
     pub slot: usize,
     since: Instant,
@@ -75,7 +75,7 @@ impl BackendPool {
     pub fn put(
         &mut self,
         addr: SocketAddr,
-        sock: TcpStream,
+        sock: CountedStream,
         slot: usize,
         now: Instant,
     ) -> Option<usize> {
@@ -120,14 +120,21 @@ impl BackendPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::IoCounters;
+    use mio::net::TcpStream;
     use std::net::TcpListener;
+    use std::sync::Arc;
 
-    fn pair(listener: &TcpListener) -> (TcpStream, std::net::TcpStream) {
+    fn pair(listener: &TcpListener) -> (CountedStream, std::net::TcpStream) {
         let addr = listener.local_addr().unwrap();
         let client = std::net::TcpStream::connect(addr).unwrap();
         let (server, _) = listener.accept().unwrap();
         client.set_nonblocking(true).unwrap();
-        (TcpStream::from_std(client), server)
+        let io = Arc::new(IoCounters::default());
+        (
+            CountedStream::backend(TcpStream::from_std(client), io),
+            server,
+        )
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::control::ControlLimits;
 use crate::grip::Sequencer;
 use crate::proxy::ProxyConfig;
 use crate::publish::Item;
-use crate::stats::{Input, Metrics, StatsEvent, Tally};
+use crate::stats::{Input, Metrics, Snapshot, StatsEvent, Tally};
 
 /// Messages the workers and the publish path send to the ZeroMQ bridge thread.
 pub enum BridgeMsg {
@@ -73,6 +73,8 @@ pub struct Shared {
     pub report_connections: AtomicBool,
     /// The bridge wants delivery tallies (it has a stats socket).
     pub report_messages: AtomicBool,
+    /// `prometheus_prefix`: put in front of every metric name.
+    pub prometheus_prefix: String,
 }
 
 impl Shared {
@@ -116,6 +118,12 @@ impl Shared {
         let mut ready = Vec::new();
         lock(&self.sequencer).expire(now, &mut ready);
         self.fan_out(ready, now);
+    }
+
+    /// Every metric now, for a Prometheus scrape.
+    pub fn metrics_snapshot(&self) -> Snapshot {
+        let channels = lock(&self.channel_workers).len() as u64;
+        self.stats.snapshot(channels)
     }
 
     /// Channels with a listener on some worker, for the bridge's resynchronisation.

@@ -25,13 +25,14 @@ use super::inbox::Inbox;
 use super::pool::{BackendPool, Health};
 use super::report::{Announced, Reporter};
 use super::shared::{BridgeMsg, PublishBatch, Shared};
+use super::socket::CountedStream;
 use super::timer::{TimerKey, TimerWheel};
 use super::token::{self, Side, TokenKind};
 use crate::control::{self, ControlSession};
 use crate::grip::{ConnRef, RateLimiter, Subscriptions, Transition};
 use crate::proxy::{Env, Router, Session};
 use crate::publish::Item;
-use crate::stats::Transport;
+use crate::stats::{ConnType, IoCounters, LocalStats, Transport};
 
 /// Poll events taken per `poll` call.
 const EVENTS_MAX: usize = 1024;
@@ -85,7 +86,7 @@ pub struct WorkerSetup {
     pub id: usize,
     pub poll: Poll,
     pub inbox: Arc<Inbox<WorkerMsg>>,
-    /// Client listeners, and the control API listener (on one worker only).
+    /// Client listeners, and the control API and metrics listeners (on one worker only).
     pub listeners: Vec<(TcpListener, ListenerKind)>,
     pub router: Arc<Router>,
     pub shared: Arc<Shared>,
@@ -97,14 +98,18 @@ pub struct WorkerSetup {
 pub enum ListenerKind {
     Client,
     Control,
+    /// `prometheus_port`: every request gets the metrics exposition.
+    Metrics,
 }
 
-// Proxy sessions are nearly every connection, so they stay inline in the slab; the rare control connections
-// are boxed to keep the slab entry no bigger than a proxy session needs.
+// Proxy sessions are nearly every connection, so they stay inline in the slab; the rare control and metrics
+// connections are boxed to keep the slab entry no bigger than a proxy session needs.
 #[allow(clippy::large_enum_variant)]
 enum ConnKind {
-    Proxy(Session<TcpStream>),
+    Proxy(Session<CountedStream>),
     Control(Box<ControlSession<TcpStream>>),
+    /// A Prometheus scrape: the control API's one-request HTTP handling, answered with the exposition.
+    Metrics(Box<ControlSession<TcpStream>>),
 }
 
 struct Conn {
@@ -120,6 +125,10 @@ struct Conn {
     backend_slot: Option<usize>,
     timer: Option<(TimerKey, Instant)>,
     queued: bool,
+    /// How the connection counts in the `connections` gauge (`None`: not a client connection).
+    counted_as: Option<ConnType>,
+    /// How the connection counts in the held-connections gauge, if it does.
+    held: Option<Transport>,
 }
 
 struct Listener {
@@ -167,6 +176,10 @@ pub struct Worker {
     throttle: Option<Throttle>,
     /// Connection and subscription events for the stats socket (and `conncheck`), when the bridge runs.
     reporter: Reporter,
+    /// Bytes through this worker's client and backend sockets, and counts and gauge changes from its
+    /// connections: both moved into the shared metrics once per loop.
+    io: Arc<IoCounters>,
+    local: LocalStats,
 }
 
 /// A backend socket's registration: who owns it now.
@@ -250,6 +263,8 @@ impl Worker {
             next_backend_generation: 0,
             throttle,
             reporter: Reporter::new(reporting),
+            io: Arc::new(IoCounters::default()),
+            local: LocalStats::default(),
         })
     }
 
@@ -264,6 +279,7 @@ impl Worker {
             self.run_work_queue(now);
             self.chores(now);
             self.reporter.flush(&self.shared, now);
+            self.local.flush(&self.shared.stats, &self.io);
             if self.finished(now) {
                 break;
             }
@@ -398,6 +414,8 @@ impl Worker {
             log::debug!("conn {id}: accepted from {peer} on worker {}", self.id);
             let kind = match kind {
                 ListenerKind::Client => {
+                    let sock = CountedStream::client(sock, Arc::clone(&self.io));
+                    self.local.connection(ConnType::Http, 1);
                     ConnKind::Proxy(Session::new(sock, peer, false, &self.shared.cfg, now, id))
                 }
                 ListenerKind::Control => ConnKind::Control(Box::new(ControlSession::new(
@@ -405,13 +423,22 @@ impl Worker {
                     self.shared.control_limits,
                     now,
                 ))),
+                ListenerKind::Metrics => ConnKind::Metrics(Box::new(ControlSession::plain(
+                    sock,
+                    control::METRICS_LIMITS,
+                    now,
+                ))),
+            };
+            let counted_as = match kind {
+                ConnKind::Proxy(_) => Some(ConnType::Http),
+                _ => None,
             };
             let reported = match kind {
                 ConnKind::Proxy(_) => {
                     let name = conn_name(&self.shared.instance_id, id, None);
                     self.reporter.announce(name, false, peer.ip(), false)
                 }
-                ConnKind::Control(_) => None,
+                ConnKind::Control(_) | ConnKind::Metrics(_) => None,
             };
             entry.insert(Conn {
                 generation,
@@ -422,6 +449,8 @@ impl Worker {
                 backend_slot: None,
                 timer: None,
                 queued: false,
+                counted_as,
+                held: None,
             });
             let conn = &mut self.conns[key];
             queue(&mut self.work, key, conn);
@@ -871,7 +900,9 @@ impl Worker {
                                 s.set_client_read_closed();
                             }
                         }
-                        ConnKind::Control(s) => s.set_ready(readable, writable),
+                        ConnKind::Control(s) | ConnKind::Metrics(s) => {
+                            s.set_ready(readable, writable)
+                        }
                     }
                     queue(&mut self.work, key, conn);
                 }
@@ -883,7 +914,7 @@ impl Worker {
 
     fn run_session(&mut self, key: usize, now: Instant) {
         if let Some(Conn {
-            kind: ConnKind::Control(_),
+            kind: ConnKind::Control(_) | ConnKind::Metrics(_),
             ..
         }) = self.conns.get(key)
         {
@@ -893,6 +924,8 @@ impl Worker {
         for _ in 0..SESSION_CALLS_MAX {
             let Some(Conn {
                 kind: ConnKind::Proxy(session),
+                counted_as,
+                held,
                 ..
             }) = self.conns.get_mut(key)
             else {
@@ -907,11 +940,26 @@ impl Worker {
                 prev_id_conflict: Some(&conflict),
             };
             let mut want = session.process(now, &env);
-            if want.requests > 0 {
-                self.shared
-                    .stats
-                    .requests_received
-                    .fetch_add(u64::from(want.requests), Ordering::Relaxed);
+            self.local.add_counts(&want.counts);
+            // Gauges follow the session's phase: a WebSocket handshake completing, a hold starting or ending.
+            let ws_open = session.websocket_open();
+            if *counted_as == Some(ConnType::Http) && ws_open {
+                *counted_as = Some(ConnType::Ws);
+                self.local.connection(ConnType::Http, -1);
+                self.local.connection(ConnType::Ws, 1);
+            }
+            // A WebSocket-over-HTTP connection listens from its OPEN request on, but is held only once open.
+            let listening = session
+                .listening_as()
+                .filter(|m| *m != Transport::WsMessage || ws_open);
+            if *held != listening {
+                if let Some(mode) = held.take() {
+                    self.local.held(mode, -1);
+                }
+                if let Some(mode) = listening {
+                    self.local.held(mode, 1);
+                }
+                *held = listening;
             }
             let released = if want.release_backend {
                 session.take_backend()
@@ -1009,7 +1057,7 @@ impl Worker {
         };
         let mode = match &conn.kind {
             ConnKind::Proxy(session) => session.listening_as(),
-            ConnKind::Control(_) => None,
+            ConnKind::Control(_) | ConnKind::Metrics(_) => None,
         }
         .unwrap_or(Transport::HttpStream);
         for channel in remove {
@@ -1019,6 +1067,7 @@ impl Worker {
             if let Some(i) = conn.channels.iter().position(|(c, _)| c == channel) {
                 let (_, was) = conn.channels.swap_remove(i);
                 self.reporter.sub(was, channel, -1);
+                self.local.subscription(was, -1);
             }
         }
         for channel in add.drain(..) {
@@ -1041,22 +1090,29 @@ impl Worker {
                 }
             }
             self.reporter.sub(mode, &channel, 1);
+            self.local.subscription(mode, 1);
             conn.channels.push((channel, mode));
         }
     }
 
     fn run_control(&mut self, key: usize, now: Instant) {
-        let Some(Conn {
-            kind: ConnKind::Control(session),
-            ..
-        }) = self.conns.get_mut(key)
-        else {
+        let Some(conn) = self.conns.get_mut(key) else {
             return;
+        };
+        let (session, metrics) = match &mut conn.kind {
+            ConnKind::Control(s) => (s, false),
+            ConnKind::Metrics(s) => (s, true),
+            ConnKind::Proxy(_) => return,
         };
         let mut want = session.process(now);
         if let Some(req) = want.request.take() {
-            log::debug!("control: {} {}", req.method, req.path);
-            session.respond(control::handle(&req, &self.shared));
+            if metrics {
+                log::debug!("metrics: {} {}", req.method, req.path);
+                session.respond(control::metrics_response(&req, &self.shared));
+            } else {
+                log::debug!("control: {} {}", req.method, req.path);
+                session.respond(control::handle(&req, &self.shared));
+            }
             want = session.process(now);
         }
         if want.close {
@@ -1098,7 +1154,8 @@ impl Worker {
         let (sock, slot, reused) = match pooled {
             Some(p) => (p.sock, p.slot, true),
             None => match TcpStream::connect(addr) {
-                Ok(mut sock) => {
+                Ok(sock) => {
+                    let mut sock = CountedStream::backend(sock, Arc::clone(&self.io));
                     let _ = sock.set_nodelay(true);
                     self.next_backend_generation = self.next_backend_generation.wrapping_add(1);
                     let slot_generation = self.next_backend_generation;
@@ -1187,6 +1244,13 @@ impl Worker {
                 self.shared.channel_transition(channel, false);
             }
             self.reporter.sub(*mode, channel, -1);
+            self.local.subscription(*mode, -1);
+        }
+        if let Some(t) = conn.counted_as {
+            self.local.connection(t, -1);
+        }
+        if let Some(mode) = conn.held {
+            self.local.held(mode, -1);
         }
         if let Some(announced) = conn.reported {
             // Under the id it was announced with: a finished WebSocket's session no longer knows it.
@@ -1236,7 +1300,7 @@ fn listening_as(conns: &Slab<Conn>, member: ConnRef) -> Option<Transport> {
     }
     match &conn.kind {
         ConnKind::Proxy(session) => session.listening_as(),
-        ConnKind::Control(_) => None,
+        ConnKind::Control(_) | ConnKind::Metrics(_) => None,
     }
 }
 

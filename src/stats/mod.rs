@@ -2,15 +2,18 @@
 //! per-publish delivery tally behind the `message` stats event, and the stats event model and encodings
 //! (spec 1.4) that the ZeroMQ bridge publishes.
 
+mod counts;
 mod events;
 mod metrics;
+pub mod prometheus;
 mod tally;
 mod tracker;
 
+pub use counts::{BackendError, ConnCounts, ConnType, Flow, IoCounters, LocalStats};
 pub use events::StatsEvent;
-pub use metrics::{Histogram, Metrics, LATENCY_BOUNDS_US};
+pub use metrics::{Histogram, Metrics, MinuteCounter, Snapshot, LATENCY_BOUNDS_US};
 pub use tally::Tally;
-pub use tracker::{encode_event, Snapshot, Tracker, TrackerConfig, ACTIVITY_EVERY};
+pub use tracker::{encode_event, Readings, Tracker, TrackerConfig, ACTIVITY_EVERY};
 
 /// How a published item reached a connection (Pushpin's format names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -36,7 +36,7 @@ pub struct TrackerConfig {
 
 /// Counters read at each tick: open connections, requests so far, and named cumulative counters that
 /// `report` sends as per-interval differences.
-pub struct Snapshot {
+pub struct Readings {
     pub conns: usize,
     pub requests: u64,
     pub counters: Vec<(&'static str, u64)>,
@@ -245,7 +245,7 @@ impl Tracker {
 
     /// Periodic work: activity, refreshes of long-lived connections and subscriptions, lingering
     /// subscriptions that end, and the report.
-    pub fn tick(&mut self, now: Instant, snap: &Snapshot) {
+    pub fn tick(&mut self, now: Instant, snap: &Readings) {
         // Connection-minutes and the interval's maximum, from samples at every tick.
         let elapsed = now.saturating_duration_since(self.last_sample);
         self.conn_ms += elapsed.as_millis() * snap.conns as u128;
@@ -331,7 +331,7 @@ impl Tracker {
         }
     }
 
-    fn report(&mut self, now: Instant, snap: &Snapshot) {
+    fn report(&mut self, now: Instant, snap: &Readings) {
         let duration = now.saturating_duration_since(self.report_started);
         let minutes = (self.conn_ms / 60_000) as i64;
         self.conn_ms %= 60_000;

@@ -17,8 +17,8 @@ fn cfg(format: StatsFormat) -> TrackerConfig {
     }
 }
 
-fn snap(conns: usize, requests: u64) -> Snapshot {
-    Snapshot {
+fn snap(conns: usize, requests: u64) -> Readings {
+    Readings {
         conns,
         requests,
         counters: vec![("received", requests * 2), ("sent", requests * 3)],

@@ -23,7 +23,7 @@ use super::forward::{Change, Forwarder};
 use crate::config::Settings;
 use crate::publish::{parse_zmq_frame, Item, Value, PUBLISH_FRAME_MAX};
 use crate::reactor::{BridgeMsg, Inbox, RefreshTarget, Shared, WorkerMsg};
-use crate::stats::{Input, Snapshot, Tracker, TrackerConfig, Transport};
+use crate::stats::{Flow, Input, Readings, Tracker, TrackerConfig, Transport};
 
 /// Messages from the workers queued before senders are refused.
 const INBOX_CAP: usize = 16_384;
@@ -41,6 +41,42 @@ const TICK: Duration = Duration::from_millis(100);
 const REFRESH_WAIT: Duration = Duration::from_secs(5);
 /// TCP keep-alive of a connecting SUB socket (spec 1.2): idle 30 s, 6 probes, 5 s apart.
 const SUB_KEEPALIVE: (i32, i32, i32) = (30, 6, 5);
+
+/// `report` fields per direction: header bytes, content bytes, WebSocket messages.
+const REPORT_FLOWS: [(Flow, [&str; 3]); 4] = [
+    (
+        Flow::ClientReceived,
+        [
+            "client-header-bytes-received",
+            "client-content-bytes-received",
+            "client-messages-received",
+        ],
+    ),
+    (
+        Flow::ClientSent,
+        [
+            "client-header-bytes-sent",
+            "client-content-bytes-sent",
+            "client-messages-sent",
+        ],
+    ),
+    (
+        Flow::BackendReceived,
+        [
+            "server-header-bytes-received",
+            "server-content-bytes-received",
+            "server-messages-received",
+        ],
+    ),
+    (
+        Flow::BackendSent,
+        [
+            "server-header-bytes-sent",
+            "server-content-bytes-sent",
+            "server-messages-sent",
+        ],
+    ),
+];
 
 const WAKER: Token = Token(0);
 const PULL: Token = Token(1);
@@ -607,17 +643,27 @@ impl Bridge {
 
     fn run_stats(&mut self, now: Instant) {
         let m = &self.shared.stats;
-        let snap = Snapshot {
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let mut counters = vec![
+            ("received", m.received_total()),
+            ("sent", m.delivered_total()),
+            (
+                "http-response-sent",
+                load(&m.messages_delivered[Transport::HttpResponse.index()]),
+            ),
+        ];
+        // Pushpin's byte and message counters: client side, then the backend ("server") side.
+        for (flow, [header_key, content_key, messages_key]) in REPORT_FLOWS {
+            let i = flow.index();
+            let header = load(&m.header_bytes[i]);
+            counters.push((header_key, header));
+            counters.push((content_key, load(&m.bytes[i]).saturating_sub(header)));
+            counters.push((messages_key, load(&m.ws_messages[i])));
+        }
+        let snap = Readings {
             conns: self.shared.conns.load(Ordering::Relaxed),
-            requests: m.requests_received.load(Ordering::Relaxed),
-            counters: vec![
-                ("received", m.received_total()),
-                ("sent", m.delivered_total()),
-                (
-                    "http-response-sent",
-                    m.messages_delivered[Transport::HttpResponse.index()].load(Ordering::Relaxed),
-                ),
-            ],
+            requests: load(&m.requests),
+            counters,
         };
         self.tracker.tick(now, &snap);
         let frames = self.tracker.take_frames();

@@ -250,6 +250,18 @@ impl GripWs {
     }
 }
 
+/// What `backend_message` did with a message.
+#[derive(Debug)]
+pub enum BackendMessage {
+    /// A control message was applied: the session acts on its effects.
+    Control(ControlEffects),
+    /// The message went on to the client.
+    Relayed,
+    /// Nothing reached the client: an unprefixed message, an ignored control message, or the client is
+    /// being closed.
+    Dropped,
+}
+
 /// A whole message from a GRIP backend: a `c:` control message (applied; its effects returned), a message
 /// with the prefix (sent to the client without it, in frames of at most `max_frame` bytes), or an
 /// unprefixed message (dropped, spec 6.1).
@@ -264,25 +276,25 @@ pub fn backend_message(
     max_frame: usize,
     now: Instant,
     log_prefix: u64,
-) -> Option<ControlEffects> {
+) -> BackendMessage {
     if grip.enabled && kind == MessageKind::Text && data.starts_with(b"c:") {
         if !single_frame {
             log::debug!("ws {log_prefix}: fragmented control message ignored");
-            return None;
+            return BackendMessage::Dropped;
         }
         return match parse_control(&data[2..]) {
-            Ok(msg) => Some(grip.apply(msg, now)),
+            Ok(msg) => BackendMessage::Control(grip.apply(msg, now)),
             Err(e) => match e.close_code() {
                 Some(code) => {
                     log::info!("ws {log_prefix}: control message refused, closing: {e}");
-                    Some(ControlEffects {
+                    BackendMessage::Control(ControlEffects {
                         close: Some((code, "invalid control message")),
                         ..ControlEffects::default()
                     })
                 }
                 None => {
                     log::debug!("ws {log_prefix}: invalid control message ignored: {e}");
-                    None
+                    BackendMessage::Dropped
                 }
             },
         };
@@ -292,18 +304,19 @@ pub fn backend_message(
             Some(content) => content,
             None => {
                 log::debug!("ws {log_prefix}: backend message without the prefix dropped");
-                return None;
+                return BackendMessage::Dropped;
             }
         }
     } else {
         data
     };
-    if to_client {
-        for f in split_message(kind, content, max_frame.max(1)) {
-            encode_frame(client_out.vec(), f.opcode, f.fin, f.payload, None);
-        }
+    if !to_client {
+        return BackendMessage::Dropped;
     }
-    None
+    for f in split_message(kind, content, max_frame.max(1)) {
+        encode_frame(client_out.vec(), f.opcode, f.fin, f.payload, None);
+    }
+    BackendMessage::Relayed
 }
 
 #[cfg(test)]

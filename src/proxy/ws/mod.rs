@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use super::config::{ProxyConfig, OUT_QUEUE_MAX};
 use crate::buf::{InBuf, OutBuf};
 use crate::publish::{Action, Item, WsType};
+use crate::stats::{ConnCounts, Flow};
 use crate::websocket::assemble::Assembler;
 use crate::websocket::close::{self as code, ProtocolError};
 use crate::websocket::events::EventKind;
@@ -46,6 +47,8 @@ pub struct WsIo<'a> {
     pub client_out: &'a mut OutBuf,
     pub client_eof: bool,
     pub backend: Option<BackendIo<'a>>,
+    /// The session's counts: WebSocket messages each way (and what the backend half counted).
+    pub counts: &'a mut ConnCounts,
 }
 
 pub struct BackendIo<'a> {
@@ -127,6 +130,14 @@ impl WsConn {
         self.finished
     }
 
+    /// Whether the client has had its 101 (WebSocket-over-HTTP answers it only once the backend accepts).
+    pub fn is_open(&self) -> bool {
+        match &self.peer {
+            Peer::OverHttp(w) => w.is_open(),
+            Peer::Backend(_) | Peer::Echo => true,
+        }
+    }
+
     /// Whether the backend connection is still wanted (passthrough, until both Closes crossed it).
     pub fn wants_backend(&self) -> bool {
         match &self.peer {
@@ -171,6 +182,17 @@ impl WsConn {
             w.connect_failed(why, now, &mut signals, io.client_out);
         }
         self.on_signals(io, signals, now);
+        self.take_peer_counts(io.counts);
+    }
+
+    /// Move what the backend half counted into the session's counts. Called at the end of every entry point
+    /// that may have reached the backend half, so nothing is lost when the connection ends.
+    fn take_peer_counts(&mut self, counts: &mut ConnCounts) {
+        match &mut self.peer {
+            Peer::Backend(pt) => counts.add(&pt.counts.take()),
+            Peer::OverHttp(w) => counts.add(&w.counts.take()),
+            Peer::Echo => {}
+        }
     }
 
     /// Whether client bytes should be read now (backpressure: the peer's queue has room).
@@ -190,10 +212,16 @@ impl WsConn {
         if self.finished {
             return false;
         }
+        let progress = self.advance_inner(io, now);
+        self.take_peer_counts(io.counts);
+        progress
+    }
+
+    fn advance_inner(&mut self, io: &mut WsIo, now: Instant) -> bool {
         let out_before = io.client_out.len();
         let mut progress = self.read_client(io, now);
         progress |= self.read_peer(io, now);
-        progress |= self.send_due(io.client_out, now);
+        progress |= self.send_due(io.client_out, io.counts, now);
         progress |= self.pump_deliveries(io, now);
         if let (Peer::Backend(pt), Some(b)) = (&mut self.peer, io.backend.as_mut()) {
             pt.flush_wanted_close(b.output);
@@ -276,6 +304,11 @@ impl WsConn {
 
     /// Time passed: keep-alives and delayed messages go out, an unanswered Close gives up.
     pub fn on_time(&mut self, io: &mut WsIo, now: Instant) {
+        self.on_time_inner(io, now);
+        self.take_peer_counts(io.counts);
+    }
+
+    fn on_time_inner(&mut self, io: &mut WsIo, now: Instant) {
         if self.finished {
             return;
         }
@@ -295,7 +328,7 @@ impl WsConn {
             w.on_time(io.cfg, now, &mut signals, io.client_out);
         }
         self.on_signals(io, signals, now);
-        if self.send_due(io.client_out, now) {
+        if self.send_due(io.client_out, io.counts, now) {
             self.grip.client_written(now);
         }
     }
@@ -330,6 +363,9 @@ impl WsConn {
                 }
                 Ok((0, None)) => return progress,
                 Ok((used, event)) => {
+                    if let Some(Event::DataFrame { first: true, .. }) = event {
+                        io.counts.message(Flow::ClientReceived);
+                    }
                     let result = match event {
                         None => Ok(()),
                         Some(ev) => route_client_event(
@@ -339,6 +375,7 @@ impl WsConn {
                             &self.grip,
                             io.client_out,
                             io.backend.as_mut(),
+                            io.counts,
                         ),
                     };
                     (used, result)
@@ -549,7 +586,7 @@ impl WsConn {
 
     // ---- proxy's own messages ---------------------------------------------------------------------------------
 
-    fn send_due(&mut self, out: &mut OutBuf, now: Instant) -> bool {
+    fn send_due(&mut self, out: &mut OutBuf, counts: &mut ConnCounts, now: Instant) -> bool {
         if self.client_close_sent || self.relaying_to_client {
             return false;
         }
@@ -559,6 +596,7 @@ impl WsConn {
             let payload = if opcode.is_control() {
                 &msg.content[..msg.content.len().min(125)]
             } else {
+                counts.message(Flow::ClientSent);
                 &msg.content[..]
             };
             encode_frame(out.vec(), opcode, true, payload, None);
@@ -600,7 +638,11 @@ impl WsConn {
             }
             match ws.action {
                 Action::Send => {
-                    encode_frame(out.vec(), ws_opcode(ws.kind), true, &ws.content, None)
+                    let opcode = ws_opcode(ws.kind);
+                    if !opcode.is_control() {
+                        io.counts.message(Flow::ClientSent);
+                    }
+                    encode_frame(out.vec(), opcode, true, &ws.content, None)
                 }
                 // Spec 5.2: a refresh makes a WebSocket-over-HTTP connection ask its backend at once.
                 Action::Refresh => {
@@ -686,6 +728,7 @@ fn route_client_event(
     grip: &GripWs,
     client_out: &mut OutBuf,
     backend: Option<&mut BackendIo>,
+    counts: &mut ConnCounts,
 ) -> Result<(), ClientOutcome> {
     if let Event::Close { code: c, reason } = ev {
         return Err(ClientOutcome::Closed {
@@ -726,6 +769,7 @@ fn route_client_event(
                     let complete = msg.push(ev).map_err(ClientOutcome::Broken)?;
                     if let (Some(m), Peer::Echo) = (complete, &*peer) {
                         encode_frame(client_out.vec(), m.kind.opcode(), true, m.data, None);
+                        counts.message(Flow::ClientSent);
                     }
                 }
             }

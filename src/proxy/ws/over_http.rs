@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::grip::{backend_message, ControlEffects, GripWs};
+use super::grip::{backend_message, BackendMessage, ControlEffects, GripWs};
 use super::BackendIo;
 use crate::buf::OutBuf;
 use crate::grip::{cached_grip_sig, unix_now};
@@ -27,6 +27,7 @@ use crate::proxy::config::ProxyConfig;
 use crate::proxy::rewrite::{self, RequestContext, WsForward, WEBSOCKET_EVENTS};
 use crate::proxy::router::Router;
 use crate::proxy::session::ConnectRequest;
+use crate::stats::{BackendError, ConnCounts, Flow};
 use crate::websocket::close as code;
 use crate::websocket::events::{self, EventKind};
 use crate::websocket::frame::{MessageKind, OpCode, CONTROL_PAYLOAD_MAX};
@@ -137,6 +138,8 @@ pub struct OverHttp {
     pub release: bool,
     pub drop_backend: bool,
     log_prefix: u64,
+    /// Backend heads and messages each way, and failures; `WsConn` moves them to the session's counts.
+    pub counts: ConnCounts,
 }
 
 impl OverHttp {
@@ -169,6 +172,7 @@ impl OverHttp {
             release: false,
             drop_backend: false,
             log_prefix,
+            counts: ConnCounts::default(),
         };
         w.ask_connection(now);
         w
@@ -218,6 +222,9 @@ impl OverHttp {
         }
         if kind != EventKind::Close {
             self.pending_content += content.len();
+        }
+        if matches!(kind, EventKind::Text | EventKind::Binary) {
+            self.counts.message(Flow::BackendSent);
         }
         self.pending.push((kind, content.to_vec()));
     }
@@ -390,6 +397,7 @@ impl OverHttp {
         };
         b.output.clear();
         rewrite::backend_request(&self.setup.head, &ctx, b.output.vec());
+        self.counts.header(Flow::BackendSent, b.output.len() as u64);
         b.output.extend(&body);
         self.last_request = now;
         self.request = Request::Waiting {
@@ -441,6 +449,7 @@ impl OverHttp {
                 }
                 Ok(Some((resp, used))) => {
                     b.input.consume(used);
+                    self.counts.header(Flow::BackendReceived, used as u64);
                     progress = true;
                     if (100..200).contains(&resp.code) {
                         return true; // interim: the final head follows
@@ -601,7 +610,8 @@ impl OverHttp {
                     } else {
                         MessageKind::Binary
                     };
-                    if let Some(fx) = backend_message(
+                    self.counts.message(Flow::BackendReceived);
+                    match backend_message(
                         kind,
                         ev.content,
                         true,
@@ -612,7 +622,9 @@ impl OverHttp {
                         now,
                         self.log_prefix,
                     ) {
-                        out.push(Signal::Control(fx));
+                        BackendMessage::Control(fx) => out.push(Signal::Control(fx)),
+                        BackendMessage::Relayed => self.counts.message(Flow::ClientSent),
+                        BackendMessage::Dropped => {}
                     }
                 }
                 EventKind::Ping | EventKind::Pong if to_client => {
@@ -754,12 +766,14 @@ impl OverHttp {
             "ws {}: WebSocket-over-HTTP open failed: {why}",
             self.log_prefix
         );
-        crate::proxy::local::write_text_response(
+        self.counts.backend_error(BackendError::BadGateway);
+        let n = crate::proxy::local::write_text_response(
             client_out.vec(),
             502,
             crate::proxy::local::ORIGIN_ERROR,
             true,
         );
+        client_out.mark_head(n);
         self.answer = Some(502);
         self.finished = true;
         out.push(Signal::Refused);
@@ -771,6 +785,7 @@ impl OverHttp {
             return;
         }
         log::info!("ws {}: WebSocket-over-HTTP failed: {why}", self.log_prefix);
+        self.counts.backend_error(BackendError::BadGateway);
         self.request = Request::Idle;
         self.pending.clear();
         self.finished = true;
@@ -808,7 +823,7 @@ fn write_switch(out: &mut OutBuf, resp: &ResponseHead, accept: &[u8; WS_ACCEPT_M
         .cloned()
         .collect();
     remove_grip_extension(&mut headers);
-    write_server_response(out.vec(), accept, None, &headers);
+    out.push_head(|v| write_server_response(v, accept, None, &headers));
 }
 
 /// A refused OPEN goes to the client as the backend's answer (body cut to `REJECTION_BODY_MAX`).
@@ -827,13 +842,7 @@ fn write_rejection(out: &mut OutBuf, resp: &ResponseHead, body: &[u8]) {
         body.len().to_string().as_bytes(),
     ));
     headers.push(Header::new("Connection", b"close"));
-    write_response_head(
-        out.vec(),
-        Version::Http11,
-        resp.code,
-        &resp.reason,
-        &headers,
-    );
+    out.push_head(|v| write_response_head(v, Version::Http11, resp.code, &resp.reason, &headers));
     out.extend(body);
 }
 

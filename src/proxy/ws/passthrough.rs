@@ -4,8 +4,9 @@
 
 use std::time::Instant;
 
-use super::grip::{backend_message, ControlEffects, GripWs};
+use super::grip::{backend_message, BackendMessage, ControlEffects, GripWs};
 use crate::buf::{InBuf, OutBuf};
+use crate::stats::{ConnCounts, Flow};
 use crate::websocket::assemble::Assembler;
 use crate::websocket::close::ProtocolError;
 use crate::websocket::frame::{FrameHeader, MessageKind, OpCode, Role};
@@ -46,6 +47,8 @@ pub struct Passthrough {
     close_wanted: bool,
     done: bool,
     log_prefix: u64,
+    /// WebSocket messages each way; `WsConn` moves them to the session's counts.
+    pub counts: ConnCounts,
 }
 
 impl Passthrough {
@@ -65,6 +68,7 @@ impl Passthrough {
             close_wanted: false,
             done: false,
             log_prefix,
+            counts: ConnCounts::default(),
         }
     }
 
@@ -133,6 +137,9 @@ impl Passthrough {
                 fin,
                 len,
             } => {
+                if first {
+                    self.counts.message(Flow::BackendSent);
+                }
                 self.mask = crate::rand::mask();
                 self.mask_offset = 0;
                 self.to_backend_frame_left = len;
@@ -166,6 +173,9 @@ impl Passthrough {
     ) -> Result<Read, ProtocolError> {
         let to_client = !client_closing && !grip.detached;
         let (used, event) = self.rx.read(input.data_mut())?;
+        if let Some(Event::DataFrame { first: true, .. }) = event {
+            self.counts.message(Flow::BackendReceived);
+        }
         let result = match event {
             None if used == 0 => Read::Nothing,
             None => Read::Moved {
@@ -219,8 +229,12 @@ impl Passthrough {
                             now,
                             self.log_prefix,
                         ) {
-                            Some(fx) => Read::Control(fx),
-                            None => Read::Moved { relaying: false },
+                            BackendMessage::Control(fx) => Read::Control(fx),
+                            BackendMessage::Relayed => {
+                                self.counts.message(Flow::ClientSent);
+                                Read::Moved { relaying: false }
+                            }
+                            BackendMessage::Dropped => Read::Moved { relaying: false },
                         },
                     }
                 }
@@ -249,6 +263,9 @@ impl Passthrough {
                 self.to_client_frame_left = len;
                 if to_client {
                     encode_header(out.vec(), &data_frame_header(kind, first, fin, len, None));
+                    if first {
+                        self.counts.message(Flow::ClientSent);
+                    }
                 }
             }
             Event::Payload {

@@ -39,6 +39,7 @@ struct Bufs {
     client_out: OutBuf,
     backend_in: InBuf,
     backend_out: OutBuf,
+    counts: ConnCounts,
 }
 
 impl Bufs {
@@ -48,6 +49,7 @@ impl Bufs {
             client_out: OutBuf::new(),
             backend_in: InBuf::new(1 << 20),
             backend_out: OutBuf::new(),
+            counts: ConnCounts::default(),
         }
     }
 
@@ -63,6 +65,7 @@ impl Bufs {
                 output: &mut self.backend_out,
                 eof: false,
             }),
+            counts: &mut self.counts,
         };
         ws.advance(&mut io, Instant::now());
     }
@@ -192,6 +195,59 @@ fn grip_messages_need_the_prefix_and_control_messages_subscribe() {
     ));
     b.advance(&mut ws);
     assert_eq!(ws.subscribe, ["x"]);
+}
+
+/// WebSocket data messages counted by `Flow` (client received, client sent, backend received, backend sent).
+fn messages(b: &Bufs) -> [u64; 4] {
+    b.counts.ws_messages
+}
+
+#[test]
+fn data_messages_are_counted_once_each_way_whatever_their_fragmentation() {
+    let mut ws = passthrough(None);
+    ws.grip.subscribe_implicit(&["ch".into()]);
+    let mut b = Bufs::new();
+    // From the client: a text message in two frames with a ping between, then a binary one.
+    b.client_in
+        .extend(&client_frame(OpCode::Text, false, b"ab"));
+    b.client_in.extend(&client_frame(OpCode::Ping, true, b"p"));
+    b.client_in
+        .extend(&client_frame(OpCode::Continuation, true, b"cd"));
+    b.client_in
+        .extend(&client_frame(OpCode::Binary, true, b"\x01"));
+    // From the backend: one message in three frames, and a pong.
+    b.backend_in
+        .extend(&server_frame(OpCode::Text, false, b"x"));
+    b.backend_in
+        .extend(&server_frame(OpCode::Continuation, false, b"y"));
+    b.backend_in
+        .extend(&server_frame(OpCode::Continuation, true, b"z"));
+    b.backend_in.extend(&server_frame(OpCode::Pong, true, b""));
+    b.advance(&mut ws);
+    assert_eq!(frames(&b.take_backend_out()).len(), 4, "all relayed");
+    assert_eq!(messages(&b), [2, 1, 1, 2]);
+    // A publish is one more message to the client.
+    assert!(ws.deliver(&ws_item("ch", "news"), "ch", &|_| true));
+    b.advance(&mut ws);
+    assert_eq!(messages(&b), [2, 2, 1, 2]);
+}
+
+#[test]
+fn only_grip_messages_that_reach_the_client_count_as_sent_to_it() {
+    let mut ws = passthrough(Some("m:"));
+    let mut b = Bufs::new();
+    b.backend_in.extend(&server_frame(
+        OpCode::Text,
+        true,
+        br#"c:{"type":"subscribe","channel":"x"}"#,
+    ));
+    b.backend_in
+        .extend(&server_frame(OpCode::Text, true, b"no prefix"));
+    b.backend_in
+        .extend(&server_frame(OpCode::Text, true, b"m:hello"));
+    b.advance(&mut ws);
+    assert_eq!(frames(&b.take_client_out()).len(), 1);
+    assert_eq!(messages(&b), [0, 1, 3, 0]);
 }
 
 #[test]
