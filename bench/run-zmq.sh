@@ -234,6 +234,9 @@ run_row() {
 
 CLK_TCK=$(getconf CLK_TCK)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# Share of time some runnable task waited for a CPU over the last minute (Linux PSI), "" without it.
+cpu_pressure() { sed -n 's/^some avg10=[0-9.]* avg60=\([0-9.]*\).*/\1 %/p' /proc/pressure/cpu 2>/dev/null || true; }
+PRESSURE_BEFORE=$(cpu_pressure)
 if [ "$SKIP_HOLDFAST" = 0 ] && [ "$NO_BUILD" = 0 ]; then
     if [ ! -x "$HOLDFAST_BIN" ] || [ -n "$(find "$HOLDFAST_BIN" -mmin +"$BUILD_AGE_MIN" 2>/dev/null)" ]; then
         log "building holdfast (release): binary missing or older than $BUILD_AGE_MIN min"
@@ -287,6 +290,7 @@ for target in "${TARGETS[@]}"; do
     done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+PRESSURE_AFTER=$(cpu_pressure)
 
 # --- report --------------------------------------------------------------------------------
 
@@ -324,7 +328,8 @@ REPORT="$WORK/report.md"
     echo "# ZeroMQ ingest benchmark, $STAMP"
     echo
     echo "- machine: $(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), kernel $(uname -r);" \
-        "load average before the run: $LOAD_BEFORE, after: $LOAD_AFTER (other work shares this machine)"
+        "load average before the run: $LOAD_BEFORE, after: $LOAD_AFTER; CPU pressure (PSI some, avg60)" \
+        "before: ${PRESSURE_BEFORE:-n/a}, after: ${PRESSURE_AFTER:-n/a} (other work shares this machine)"
     if [ "$SKIP_HOLDFAST" = 0 ]; then
         echo "- holdfast: commit $HOLDFAST_COMMIT when the run started, binary built $HOLDFAST_BUILT" \
             "(copied at the start; uncommitted changes are not noted)"
@@ -340,7 +345,8 @@ REPORT="$WORK/report.md"
     echo "- command: bench/run-zmq.sh --streams $STREAMS --items-one $ITEMS_ONE --items-distinct $ITEMS_DISTINCT" \
         "--size $SIZE --sockets $SOCKETS --channels $CHANNELS --concurrency $CONCURRENCY" \
         "--holdfast-variants $HOLDFAST_VARIANTS --pushpin-variants $PUSHPIN_VARIANTS --log-level $LOG_LEVEL"
-    echo "- proxy CPU = utime+stime (+cutime+cstime) of the proxy's process tree from the first item sent to the end"
+    echo "- proxy CPU = utime+stime (+cutime+cstime) of the proxy's process tree from the first item sent to the end;" \
+        "client CPU = bench-zmq's own (stream reader and publishing thread) over the same span; both in 10 ms ticks"
     echo
     echo "## Ingest: $STREAMS held streams, items of $SIZE bytes"
     echo
@@ -355,25 +361,27 @@ REPORT="$WORK/report.md"
         "k mod $STREAMS only ($ITEMS_DISTINCT items). Items/s = items sent / (last delivery − first send);" \
         "deliveries/s = items received over all streams / the same window. Latency: from just before" \
         "an item was handed to the socket (its time travels in its content) to the receipt of its line." \
-        "A row ends when every stream has every item meant for it, or 5 s pass with no delivery after" \
-        "the last send. holdfast queues at most 1024 messages per held connection beyond what its" \
+        "A row ends when every stream has every item meant for it, or 30 s pass with no delivery after" \
+        "the last send (pushpin with message_rate set delivers nothing until items stop coming in, so" \
+        "the quiet bound counts from the last send). holdfast queues at most 1024 messages per held connection beyond what its" \
         "64 KiB write queue and the socket hold, and drops the oldest past that (its policy for slow" \
         "readers): a one-channel burst of 2,000 items of 100 bytes to 1,000 streams outran the" \
         "one-threaded client and lost 21 % in a trial run, so the one-channel rows send fewer; pushpin" \
         "with a raised message_hwm queues everything."
     echo
-    echo "| proxy | socket | channels | streams | items | send s | items/s | deliveries/s | expected | received | lost | p50 ms | p99 ms | max ms | proxy CPU s | CPU µs/item | notes |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    echo "| proxy | socket | channels | streams | items | send s | items/s | deliveries/s | expected | received | lost | p50 ms | p99 ms | max ms | proxy CPU s | CPU µs/item | client CPU s | notes |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     for name in "${RUNS[@]}"; do
         j=${RES[$name.json]:-}
         IFS=. read -r t socket channels <<<"$name"
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
             "$(label "$t")" "$socket" "$channels" "$(jfield "$j" streams_measured)" "$(jfield "$j" items)" \
             "$(jfield "$j" send_s)" "$(num "$(jfield "$j" items_per_s)" %.0f)" \
             "$(num "$(jfield "$j" deliveries_per_s)" %.0f)" "$(jfield "$j" expected)" \
             "$(jfield "$j" received)" "$(jfield "$j" lost)" "$(ms "$(jfield "$j" p50_us)")" \
             "$(ms "$(jfield "$j" p99_us)")" "$(ms "$(jfield "$j" max_us)")" \
-            "$(jfield "$j" proxy_cpu_s)" "$(jfield "$j" proxy_cpu_us_per_item)" "$(notes "$name")"
+            "$(jfield "$j" proxy_cpu_s)" "$(jfield "$j" proxy_cpu_us_per_item)" "$(jfield "$j" client_cpu_s)" \
+            "$(notes "$name")"
     done
     echo
     if [ "$SKIP_HOLDFAST" = 0 ] && [ "$SKIP_PUSHPIN" = 0 ]; then
@@ -403,6 +411,12 @@ REPORT="$WORK/report.md"
                 "$(num "$hr" %.0f)" "$(num "$best_rate" %.0f)" "${best:+$(label "$best")}" "$ratio" \
                 "$(jfield "$h" lost)" "${best_lost:-—}" "$(jfield "$h" proxy_cpu_us_per_item)" "${best_cpu:-—}"
         done
+        echo
+    fi
+    if [ "$LOG_LEVEL" -ge 2 ] && [ "$SKIP_PUSHPIN" = 0 ]; then
+        echo "At log_level=$LOG_LEVEL pushpin's handler writes one INFO line for every item it takes in" \
+            "(\"publish channel=… receivers=…\"); holdfast logs publishes at debug level only." \
+            "--log-level 1 removes that difference."
         echo
     fi
     if [[ ",$PUSHPIN_VARIANTS," == *,raised,* || ",$PUSHPIN_VARIANTS," == *,defaults,* ]] && [ "$SKIP_PUSHPIN" = 0 ]; then

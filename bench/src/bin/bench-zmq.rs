@@ -46,7 +46,7 @@ const LINGER_MS: i32 = 1000;
 const USAGE: &str = "usage: bench-zmq --target IP:PORT --socket pull|sub --spec tcp://IP:PORT
         [--channels one|distinct] [--streams 1000] [--items 10000] [--size 100]
         [--path /stream] [--channel bench] [--concurrency 1000] [--open-attempts 3]
-        [--open-timeout 30] [--open-max 300] [--prime-timeout 60] [--quiet 5] [--drain-max 300]
+        [--open-timeout 30] [--open-max 300] [--prime-timeout 60] [--quiet 30] [--drain-max 300]
         [--proxy-pid PID] [--clk-tck 100]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,7 +383,7 @@ sending {} items over {}",
 \"streams_measured\":{live_at_start},\"items\":{},\"size\":{},\"sent\":{},\"send_errors\":{},\
 \"send_s\":{send_s:.3},\"send_per_s\":{:.1},\"expected\":{expected},\"received\":{},\"lost\":{},\
 \"duplicates\":{},\"misrouted\":{},\"unknown\":{},\"other_lines\":{},\"dropped_streams\":{},\
-\"drop_kinds\":{},\"window_s\":{window:.3},\"items_per_s\":{:.1},\"deliveries_per_s\":{:.1},\
+\"drop_kinds\":{},\"first_delivery_s\":{:.3},\"window_s\":{window:.3},\"items_per_s\":{:.1},\"deliveries_per_s\":{:.1},\
 \"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"complete\":{all_done},{cpu_json},\
 \"proxy_cpu_us_per_item\":{cpu_per_item},\"proxy_cpu_us_per_delivery\":{cpu_per_delivery}}}",
         s.items,
@@ -403,6 +403,7 @@ sending {} items over {}",
         hub.ctx.other_lines,
         hub.ctx.drops.total.saturating_sub(drops_before),
         hub.ctx.drops.json(),
+        secs_between(sent.first, seen.first_at),
         per_s(sent.items),
         per_s(seen.unique),
         us(seen.hist.quantile(0.5)),
@@ -515,7 +516,7 @@ fn parse_settings() -> Result<Option<Settings>, String> {
         open_timeout: seconds(&opts, "--open-timeout", 30.0)?,
         open_max: seconds(&opts, "--open-max", 300.0)?,
         prime_timeout: seconds(&opts, "--prime-timeout", 60.0)?,
-        quiet: seconds(&opts, "--quiet", 5.0)?,
+        quiet: seconds(&opts, "--quiet", 30.0)?,
         drain_max: seconds(&opts, "--drain-max", 300.0)?,
         cpu: Cpu {
             proxy_pid: opts
