@@ -259,7 +259,7 @@ if [ "$SKIP_PUSHPIN" = 0 ] && ! command -v "$PUSHPIN_BIN" >/dev/null; then
     die "pushpin not found (apt-get install -y pushpin, or use --skip-pushpin)"
 fi
 log "building bench tools (release; the first build compiles libzmq)"
-CARGO_TARGET_DIR="$HERE/target" cargo build --release --quiet --manifest-path "$HERE/Cargo.toml" \
+CARGO_TARGET_DIR="$HERE/target" cargo build --release --quiet --features zmq --manifest-path "$HERE/Cargo.toml" \
     || die "bench build failed"
 ZMQ="$HERE/target/release/bench-zmq"
 BACKEND="$HERE/target/release/bench-backend"
