@@ -206,6 +206,23 @@ fn content_items(channel: &str, format: &str, contents: &[String]) -> String {
     out
 }
 
+/// One `http-stream` item as a ZeroMQ publish frame: `J` and the item's JSON. For a PULL socket
+/// the item names its `channel`; on SUB the channel travels in the first frame, so `None` leaves it
+/// out.
+pub fn zmq_stream_frame(channel: Option<&str>, content: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(content.len() + 80);
+    out.push_str("J{");
+    if let Some(channel) = channel {
+        out.push_str("\"channel\":");
+        json_string(channel, &mut out);
+        out.push(',');
+    }
+    out.push_str("\"formats\":{\"http-stream\":{\"content\":");
+    json_string(content, &mut out);
+    out.push_str("}}}");
+    out.into_bytes()
+}
+
 /// A publish body with one `http-response` item per `(channel, body)`.
 pub fn response_items(items: &[(String, String)]) -> String {
     let mut out = String::from("{\"items\":[");
@@ -367,6 +384,14 @@ mod tests {
             ws_items("c", &["m 1 2 x".to_string(), "q\"".to_string()]),
             "{\"items\":[{\"channel\":\"c\",\"formats\":{\"ws-message\":{\"content\":\"m 1 2 x\"}}},\
 {\"channel\":\"c\",\"formats\":{\"ws-message\":{\"content\":\"q\\\"\"}}}]}"
+        );
+        assert_eq!(
+            zmq_stream_frame(Some("c"), "m 1\n"),
+            b"J{\"channel\":\"c\",\"formats\":{\"http-stream\":{\"content\":\"m 1\\n\"}}}"
+        );
+        assert_eq!(
+            zmq_stream_frame(None, "x"),
+            b"J{\"formats\":{\"http-stream\":{\"content\":\"x\"}}}"
         );
         let req = String::from_utf8(publish_request("h:1", "{}")).unwrap();
         assert!(req.starts_with("POST /publish/ HTTP/1.1\r\nHost: h:1\r\n"));

@@ -1,13 +1,14 @@
 //! Pieces shared by the bench tools: HTTP/1.1 message framing, a response reader that keeps bodies,
-//! what the GRIP benchmark publishes and expects, a latency histogram, CPU time from `/proc` and a
-//! small command-line parser. Everything that decides where a message ends is sans-IO so it can be
-//! tested byte by byte.
+//! what the GRIP benchmark publishes and expects, a latency histogram, CPU time from `/proc`, a
+//! small command-line parser, and the client that holds streams and long-polls (`hub`). Everything
+//! that decides where a message ends is sans-IO so it can be tested byte by byte.
 #![forbid(unsafe_code)]
 
 pub mod args;
 pub mod framing;
 pub mod grip;
 pub mod histogram;
+pub mod hub;
 pub mod procfs;
 pub mod stream;
 pub mod ws;
