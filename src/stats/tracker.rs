@@ -12,6 +12,9 @@ use super::{StatsEvent, Tally, Transport};
 use crate::config::StatsFormat;
 use crate::publish::{tnetstring, Value};
 
+/// Every event type the tracker sends.
+pub const EVENT_TYPES: [&str; 6] = ["conn", "sub", "message", "activity", "report", "conn-max"];
+
 /// How often `activity` is sent (Pushpin batches it about every 100 ms).
 pub const ACTIVITY_EVERY: Duration = Duration::from_millis(100);
 /// Frames queued for the socket before further ones are dropped (the bridge sends them every loop).
@@ -72,6 +75,8 @@ pub struct Tracker {
     conn_ms: u128,
     last_counters: Vec<(&'static str, u64)>,
     out: Vec<Vec<u8>>,
+    /// Which of `EVENT_TYPES` some subscriber of the stats socket wants (all, until told otherwise).
+    wanted: [bool; EVENT_TYPES.len()],
     /// Frames not queued because `out` was full.
     pub dropped: u64,
 }
@@ -97,8 +102,31 @@ impl Tracker {
             conn_ms: 0,
             last_counters: Vec::new(),
             out: Vec::new(),
+            wanted: [true; EVENT_TYPES.len()],
             dropped: 0,
         }
+    }
+
+    /// The stats socket's subscribers hold these topic prefixes (as an XPUB reports them): events no
+    /// subscriber would receive are not built at all. The tables behind them are kept either way.
+    pub fn set_subscriptions<'a>(&mut self, topics: impl Iterator<Item = &'a [u8]> + Clone) {
+        for (wanted, kind) in self.wanted.iter_mut().zip(EVENT_TYPES) {
+            let mut frame_start = kind.as_bytes().to_vec();
+            frame_start.push(b' ');
+            *wanted = topics.clone().any(|t| {
+                // A topic matches frames that start with it; it may also run past the type's space.
+                frame_start.starts_with(t) || t.starts_with(&frame_start)
+            });
+        }
+    }
+
+    /// Whether a subscriber wants events of this type.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.cfg.publish
+            && EVENT_TYPES
+                .iter()
+                .position(|k| *k == kind)
+                .is_some_and(|i| self.wanted[i])
     }
 
     pub fn is_connected(&self, id: &str) -> bool {
@@ -214,6 +242,9 @@ impl Tracker {
 
     /// A publish batch's receivers are known: one `message` event per item and format it carried.
     pub fn delivered(&mut self, tally: &Tally) {
+        if !self.wants("message") {
+            return;
+        }
         for (i, item) in tally.items.iter().enumerate() {
             let formats = [
                 (Transport::HttpResponse, item.http_response.is_some()),
@@ -373,7 +404,7 @@ impl Tracker {
     }
 
     fn emit(&mut self, kind: &str, body: Value) {
-        if !self.cfg.publish {
+        if !self.wants(kind) {
             return;
         }
         if self.out.len() >= OUT_MAX {

@@ -263,3 +263,33 @@ fn json_format_and_no_publishing_without_a_socket() {
     assert!(quiet.take_frames().is_empty());
     assert!(quiet.is_connected("a"), "conncheck still knows it");
 }
+
+#[test]
+fn events_no_subscriber_wants_are_not_built_but_the_tables_are_kept() {
+    let t0 = Instant::now();
+    let mut t = Tracker::new(cfg(StatsFormat::Tnetstring), t0);
+    let none: [&[u8]; 0] = [];
+    t.set_subscriptions(none.iter().copied());
+    open(&mut t, "a", t0);
+    assert!(t.take_frames().is_empty());
+    assert!(t.is_connected("a"), "conncheck still knows it");
+    assert!(!t.wants("message"));
+
+    // A subscriber of "conn " only (and one whose topic runs into the body) gets conn events, nothing else.
+    let topics: [&[u8]; 2] = [b"conn ", b"sub T"];
+    t.set_subscriptions(topics.iter().copied());
+    assert!(t.wants("conn") && t.wants("sub") && !t.wants("conn-max") && !t.wants("report"));
+    open(&mut t, "b", t0);
+    t.tick(t0 + Duration::from_secs(10), &snap(1, 5));
+    let kinds: Vec<String> = frames(&mut t).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["conn"]);
+    // Without the space, "conn" also matches "conn-max", as it would on the wire.
+    let bare: [&[u8]; 1] = [b"conn"];
+    t.set_subscriptions(bare.iter().copied());
+    assert!(t.wants("conn-max"));
+
+    // The empty topic is everything.
+    let all: [&[u8]; 1] = [b""];
+    t.set_subscriptions(all.iter().copied());
+    assert!(super::EVENT_TYPES.iter().all(|k| t.wants(k)));
+}

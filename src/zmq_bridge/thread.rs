@@ -39,6 +39,8 @@ const PULL_HWM: i32 = 101_000;
 const TICK: Duration = Duration::from_millis(100);
 /// How long a `refresh` of one connection waits for the workers' answers.
 const REFRESH_WAIT: Duration = Duration::from_secs(5);
+/// Distinct topics remembered for the stats socket's subscribers.
+const STATS_TOPICS_MAX: usize = 1_024;
 /// TCP keep-alive of a connecting SUB socket (spec 1.2): idle 30 s, 6 probes, 5 s apart.
 const SUB_KEEPALIVE: (i32, i32, i32) = (30, 6, 5);
 
@@ -82,6 +84,7 @@ const WAKER: Token = Token(0);
 const PULL: Token = Token(1);
 const SUB: Token = Token(2);
 const COMMAND: Token = Token(3);
+const STATS: Token = Token(4);
 
 /// The running bridge; `stop` ends the thread.
 pub struct BridgeHandle {
@@ -184,8 +187,10 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
     };
     let stats = match &ep.stats {
         Some(spec) => {
-            let sock = ctx.socket(zmq::PUB).map_err(|e| zerr("PUB", spec, e))?;
-            sock.set_linger(0).map_err(|e| zerr("PUB", spec, e))?;
+            // An XPUB is a PUB to its subscribers, and also tells which topics they want: events nobody
+            // subscribed to are then not built at all (most deployments never read the stats socket).
+            let sock = ctx.socket(zmq::XPUB).map_err(|e| zerr("XPUB", spec, e))?;
+            sock.set_linger(0).map_err(|e| zerr("XPUB", spec, e))?;
             bind(&sock, spec, mode)
                 .map_err(|e| format!("zmq: cannot bind stats_spec {spec}: {e}"))?;
             log::info!("zmq: stats PUB bound at {spec}");
@@ -196,7 +201,12 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
 
     let poll = Poll::new().map_err(|e| format!("zmq: poll: {e}"))?;
     let waker = Waker::new(poll.registry(), WAKER).map_err(|e| format!("zmq: waker: {e}"))?;
-    for (sock, token) in [(&pull, PULL), (&sub, SUB), (&command, COMMAND)] {
+    for (sock, token) in [
+        (&pull, PULL),
+        (&sub, SUB),
+        (&command, COMMAND),
+        (&stats, STATS),
+    ] {
         if let Some(sock) = sock {
             let fd: RawFd = sock.get_fd().map_err(|e| format!("zmq: socket fd: {e}"))?;
             poll.registry()
@@ -209,9 +219,8 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
     shared
         .report_connections
         .store(stats.is_some() || command.is_some(), Ordering::Relaxed);
-    shared
-        .report_messages
-        .store(stats.is_some(), Ordering::Relaxed);
+    // Delivery tallies only once a stats subscriber wants `message` events (see `read_stats_subscribers`).
+    shared.report_messages.store(false, Ordering::Relaxed);
     if shared.bridge.set(Arc::clone(&inbox)).is_err() {
         return Err("zmq: the bridge was started twice".into());
     }
@@ -230,6 +239,10 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
         },
         now,
     );
+    let mut tracker = tracker;
+    if stats.is_some() {
+        tracker.set_subscriptions(std::iter::empty());
+    }
     let bridge = Bridge {
         _ctx: ctx,
         poll,
@@ -243,6 +256,7 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
         forwarder: Forwarder::new(Duration::from_secs(s.subscription_linger)),
         tracker,
         refreshes: HashMap::new(),
+        stats_topics: HashSet::new(),
         next_request: 1,
         complaints: Complaints::default(),
         busy: false,
@@ -300,6 +314,8 @@ struct Bridge {
     forwarder: Forwarder,
     tracker: Tracker,
     refreshes: HashMap<u64, PendingRefresh>,
+    /// Topics the stats socket's subscribers hold (an XPUB reports each distinct one once).
+    stats_topics: HashSet<Vec<u8>>,
     next_request: u64,
     complaints: Complaints,
     /// A socket had more than its budget: poll again without sleeping.
@@ -332,6 +348,7 @@ impl Bridge {
             self.read_pull();
             self.read_sub();
             self.read_commands(now);
+            self.read_stats_subscribers();
             self.forward_subscriptions(now);
             self.run_stats(now);
             self.expire_refreshes(now);
@@ -351,7 +368,7 @@ impl Bridge {
 
     /// Whether any input socket still has a message (`ZMQ_EVENTS` after the sends and receives above).
     fn input_pending(&self) -> bool {
-        [&self.pull, &self.sub, &self.command]
+        [&self.pull, &self.sub, &self.command, &self.stats]
             .into_iter()
             .flatten()
             .any(|s| {
@@ -458,6 +475,46 @@ impl Bridge {
         });
         self.busy |= more;
         self.publish(items, Input::Sub);
+    }
+
+    /// Subscribe (`\x01topic`) and unsubscribe (`\x00topic`) messages from the stats socket's subscribers.
+    fn read_stats_subscribers(&mut self) {
+        let Some(sock) = &self.stats else { return };
+        let mut changed = false;
+        let topics = &mut self.stats_topics;
+        let more = drain(sock, |frames| {
+            let Some((&op, topic)) = frames.first().and_then(|f| f.split_first()) else {
+                return;
+            };
+            changed = true;
+            match op {
+                // Past the cap a topic is remembered as the empty one: every event is built (safe, bounded).
+                1 if topics.len() >= STATS_TOPICS_MAX => {
+                    topics.insert(Vec::new());
+                }
+                1 => {
+                    topics.insert(topic.to_vec());
+                }
+                0 => {
+                    topics.remove(topic);
+                }
+                _ => {}
+            }
+        });
+        self.busy |= more;
+        if changed {
+            self.tracker
+                .set_subscriptions(self.stats_topics.iter().map(Vec::as_slice));
+            let messages = self.tracker.wants("message");
+            self.shared
+                .report_messages
+                .store(messages, Ordering::Relaxed);
+            log::debug!(
+                "zmq: stats subscribers hold {} topics; message events {}",
+                self.stats_topics.len(),
+                if messages { "on" } else { "off" }
+            );
+        }
     }
 
     fn publish(&self, items: Vec<Item>, input: Input) {
