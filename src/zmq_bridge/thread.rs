@@ -94,7 +94,8 @@ pub struct BridgeHandle {
 
 impl BridgeHandle {
     pub fn stop(self) {
-        while self.inbox.push(BridgeMsg::Stop).is_err() {
+        // A full inbox drains within a loop or two; a thread that has already ended drains nothing.
+        while self.inbox.push(BridgeMsg::Stop).is_err() && !self.thread.is_finished() {
             std::thread::sleep(Duration::from_millis(10));
         }
         if self.thread.join().is_err() {
