@@ -43,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
                         ws: arg & 0x80 != 0,
                         peer: "127.0.0.1".parse().unwrap(),
                         tls: false,
+                        route: None,
                     },
                     now,
                 );

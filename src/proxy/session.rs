@@ -285,6 +285,8 @@ pub struct Session<S: Socket> {
     now: Instant,
     subscribe: Vec<String>,
     unsubscribe: Vec<String>,
+    /// The explicit id of the route of the latest request, if it has one (stats `route`).
+    stats_route: Option<Arc<str>>,
     /// An empty backend write buffer kept between exchanges on this connection.
     spare_backend_out: OutBuf,
     /// Gone links to post once `process` has the configuration to build them.
@@ -328,10 +330,16 @@ impl<S: Socket> Session<S> {
             now,
             subscribe: Vec::new(),
             unsubscribe: Vec::new(),
+            stats_route: None,
             spare_backend_out: OutBuf::new(),
             pending_gone: Vec::new(),
             counts: ConnCounts::default(),
         }
+    }
+
+    /// The explicit id of the route the latest request took, if it has one.
+    pub fn stats_route(&self) -> Option<&Arc<str>> {
+        self.stats_route.as_ref()
     }
 
     /// The client's address as accepted (before any `X-Forwarded-For` reading).
@@ -813,6 +821,7 @@ impl<S: Socket> Session<S> {
             route_id: route_id.as_deref(),
         };
         let Some(route) = router.select(&query) else {
+            self.stats_route = None;
             log::info!(
                 "{} {} -> (none) code=502 route not found",
                 head.method,
@@ -821,6 +830,7 @@ impl<S: Socket> Session<S> {
             self.respond_local(&head, req_kind, 502, ROUTE_NOT_FOUND, now);
             return;
         };
+        self.stats_route.clone_from(&route.stats_id);
         let ws_upgrade = if ws {
             match self.start_websocket(&head, route, path, now, env) {
                 Some(upgrade) => Some(upgrade),

@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::shared::{BridgeMsg, Shared};
@@ -18,6 +19,8 @@ use crate::stats::{StatsEvent, Transport};
 pub(super) struct Announced {
     pub name: String,
     pub ws: bool,
+    /// The route it was last announced with.
+    pub route: Option<Arc<str>>,
 }
 
 /// Events queued per loop before the rest of that loop's are counted as dropped.
@@ -68,20 +71,71 @@ impl Reporter {
             ws,
             peer,
             tls,
+            route: None,
         });
-        Some(Announced { name, ws })
+        Some(Announced {
+            name,
+            ws,
+            route: None,
+        })
     }
 
     /// The connection became a WebSocket: withdraw its HTTP identity and announce it under `name`.
-    pub fn reannounce_as_ws(&mut self, a: &mut Announced, name: String, peer: IpAddr, tls: bool) {
+    pub fn reannounce_as_ws(
+        &mut self,
+        a: &mut Announced,
+        name: String,
+        peer: IpAddr,
+        tls: bool,
+        route: Option<&Arc<str>>,
+    ) {
         let old = std::mem::replace(&mut a.name, name.clone());
         a.ws = true;
+        a.route = route.cloned();
         self.push(StatsEvent::ConnClose { id: old });
         self.push(StatsEvent::ConnOpen {
             id: name,
             ws: true,
             peer,
             tls,
+            route: a.route.clone(),
+        });
+    }
+
+    /// The connection's latest request took another route: announce it again with that `route`.
+    pub fn reroute(
+        &mut self,
+        a: &mut Announced,
+        peer: IpAddr,
+        tls: bool,
+        route: Option<&Arc<str>>,
+    ) {
+        a.route = route.cloned();
+        self.push(StatsEvent::ConnOpen {
+            id: a.name.clone(),
+            ws: a.ws,
+            peer,
+            tls,
+            route: a.route.clone(),
+        });
+    }
+
+    /// Requests on a route with an explicit id, for that route's `activity`.
+    pub fn activity(&mut self, route: &Arc<str>, count: u32) {
+        // Consecutive requests on one route (the common case) add up in one event.
+        if let Some(StatsEvent::Activity {
+            route: last,
+            count: n,
+        }) = self.events.last_mut()
+        {
+            if Arc::ptr_eq(last, route) {
+                *n = n.saturating_add(count);
+                return;
+            }
+        }
+        self.push(StatsEvent::Activity {
+            route: Arc::clone(route),
+            count,
         });
     }
 
@@ -148,7 +202,7 @@ mod tests {
         let mut a = r
             .announce("hf:7".into(), false, peer(), false)
             .expect("stats are on");
-        r.reannounce_as_ws(&mut a, "c0ffee-cid".into(), peer(), false);
+        r.reannounce_as_ws(&mut a, "c0ffee-cid".into(), peer(), false, None);
         // By the time it closes, the session may no longer know its Connection-Id: nothing is asked of it.
         r.withdraw(a);
         let open = |id: &str, ws| StatsEvent::ConnOpen {
@@ -156,6 +210,7 @@ mod tests {
             ws,
             peer: peer(),
             tls: false,
+            route: None,
         };
         let close = |id: &str| StatsEvent::ConnClose { id: id.into() };
         assert_eq!(
@@ -165,6 +220,33 @@ mod tests {
                 close("hf:7"),
                 open("c0ffee-cid", true),
                 close("c0ffee-cid")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_route_is_announced_again_and_requests_add_up_per_route() {
+        let mut r = Reporter::new(true);
+        let mut a = r.announce("hf:9".into(), false, peer(), false).unwrap();
+        let api: Arc<str> = Arc::from("api");
+        r.activity(&api, 1);
+        r.activity(&api, 2);
+        r.reroute(&mut a, peer(), false, Some(&api));
+        assert_eq!(a.route.as_deref(), Some("api"));
+        assert_eq!(
+            r.events[1..],
+            [
+                StatsEvent::Activity {
+                    route: Arc::clone(&api),
+                    count: 3
+                },
+                StatsEvent::ConnOpen {
+                    id: "hf:9".into(),
+                    ws: false,
+                    peer: peer(),
+                    tls: false,
+                    route: Some(api),
+                }
             ]
         );
     }

@@ -979,7 +979,7 @@ impl Worker {
                 }
             }
             if self.reporter.enabled() {
-                self.report_upgrade(key);
+                self.report_changes(key, want.counts.requests);
             }
             if !want.subscribe.is_empty() || !want.unsubscribe.is_empty() {
                 self.update_subscriptions(key, &mut want.subscribe, &want.unsubscribe);
@@ -1029,22 +1029,36 @@ impl Worker {
     }
 
     /// A connection that became a WebSocket is reported again under its WebSocket identity.
-    fn report_upgrade(&mut self, key: usize) {
+    /// What stats must hear after a session ran: requests on a route with an explicit id (per-route
+    /// `activity`), a connection that became a WebSocket (announced again under its WebSocket identity), or
+    /// one whose latest request took another route (announced again with that `route`).
+    fn report_changes(&mut self, key: usize, requests: u64) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         let ConnKind::Proxy(session) = &conn.kind else {
             return;
         };
-        let Some(announced) = conn.reported.as_mut().filter(|a| !a.ws) else {
+        let Some(announced) = conn.reported.as_mut() else {
             return;
         };
-        let Some(ws_id) = session.websocket_id() else {
-            return;
-        };
-        let name = conn_name(&self.shared.instance_id, conn.id, ws_id);
-        self.reporter
-            .reannounce_as_ws(announced, name, session.peer().ip(), false);
+        let route = session.stats_route();
+        if let (Some(r), n @ 1..) = (route, requests) {
+            self.reporter
+                .activity(r, u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        let peer = session.peer().ip();
+        if !announced.ws {
+            if let Some(ws_id) = session.websocket_id() {
+                let name = conn_name(&self.shared.instance_id, conn.id, ws_id);
+                self.reporter
+                    .reannounce_as_ws(announced, name, peer, false, route);
+                return;
+            }
+        }
+        if announced.route.as_ref() != route {
+            self.reporter.reroute(announced, peer, false, route);
+        }
     }
 
     fn update_subscriptions(&mut self, key: usize, add: &mut Vec<String>, remove: &[String]) {

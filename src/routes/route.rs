@@ -78,6 +78,9 @@ pub struct Route {
     /// is meant (`ssl=yes` gives `ssl`); Pushpin writes these two strings the other way round.
     pub id: String,
     pub explicit_id: bool,
+    /// The explicit id again, shared: stats events name a connection's route by it (spec 1.4 reports only
+    /// routes with an explicit id), and sessions keep it without copying the text.
+    pub stats_id: Option<std::sync::Arc<str>>,
     /// `None` for `*` (any host) and for id-only routes; otherwise the host, ASCII-lowercased.
     pub domain: Option<String>,
     /// The condition had no domain, only an id: reachable only through lookup by id.
@@ -121,6 +124,7 @@ impl Route {
             line,
             id: String::new(),
             explicit_id: false,
+            stats_id: None,
             domain: None,
             id_only: false,
             proto: None,
@@ -362,6 +366,7 @@ pub(super) fn route_from_tokens(
         Some(id) => {
             r.id = id.to_string();
             r.explicit_id = true;
+            r.stats_id = Some(std::sync::Arc::from(id));
         }
         None => r.id = generated_id(&r),
     }

@@ -2,6 +2,7 @@
 //! subscriptions per mode and channel changing.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::Transport;
 
@@ -13,6 +14,13 @@ pub enum StatsEvent {
         ws: bool,
         peer: IpAddr,
         tls: bool,
+        /// The explicit id of the route its latest request took (sent again when it changes).
+        route: Option<Arc<str>>,
+    },
+    /// Client requests on a route with an explicit id (per-route `activity`).
+    Activity {
+        route: Arc<str>,
+        count: u32,
     },
     ConnClose {
         id: String,

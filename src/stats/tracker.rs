@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{StatsEvent, Tally, Transport};
@@ -49,6 +50,7 @@ struct ConnInfo {
     ws: bool,
     peer: IpAddr,
     tls: bool,
+    route: Option<Arc<str>>,
     /// When it was last (re)announced; refresh entries for other times are stale.
     announced: Instant,
 }
@@ -65,6 +67,8 @@ pub struct Tracker {
     sub_lingering: HashMap<SubKey, Instant>,
     sub_linger_queue: VecDeque<(Instant, SubKey)>,
     next_activity: Instant,
+    /// Requests per route with an explicit id since the last `activity` (at most one entry per route).
+    route_activity: Vec<(Arc<str>, u64)>,
     /// The request count at the last `activity` tick. Counters start at zero with the process (the bridge
     /// and its tracker exist before any worker accepts), so the first tick reports every request since.
     last_requests: u64,
@@ -94,6 +98,7 @@ impl Tracker {
             sub_lingering: HashMap::new(),
             sub_linger_queue: VecDeque::new(),
             next_activity: now + ACTIVITY_EVERY,
+            route_activity: Vec::new(),
             last_requests: 0,
             report_started: now,
             next_report,
@@ -144,11 +149,18 @@ impl Tracker {
 
     pub fn apply(&mut self, ev: StatsEvent, now: Instant) {
         match ev {
-            StatsEvent::ConnOpen { id, ws, peer, tls } => {
+            StatsEvent::ConnOpen {
+                id,
+                ws,
+                peer,
+                tls,
+                route,
+            } => {
                 let info = ConnInfo {
                     ws,
                     peer,
                     tls,
+                    route,
                     announced: now,
                 };
                 self.announce_conn(&id, &info);
@@ -170,6 +182,13 @@ impl Tracker {
                 channel,
                 delta,
             } => self.sub_changed((mode, channel), delta, now),
+            StatsEvent::Activity { route, count } => {
+                match self.route_activity.iter_mut().find(|(r, _)| *r == route) {
+                    Some((_, n)) => *n += u64::from(count),
+                    // Bounded by the number of routes with an explicit id.
+                    None => self.route_activity.push((route, u64::from(count))),
+                }
+            }
         }
     }
 
@@ -203,12 +222,15 @@ impl Tracker {
         if !self.cfg.conn_send {
             return;
         }
-        let mut fields = vec![
-            ("from", text(&self.cfg.from)),
+        let mut fields = vec![("from", text(&self.cfg.from))];
+        if let Some(route) = &c.route {
+            fields.push(("route", text(route)));
+        }
+        fields.extend([
             ("id", text(id)),
             ("type", text(if c.ws { "ws" } else { "http" })),
             ("peer-address", text(&c.peer.to_string())),
-        ];
+        ]);
         if c.tls {
             fields.push(("ssl", Value::Bool(true)));
         }
@@ -287,10 +309,21 @@ impl Tracker {
             self.next_activity = now + ACTIVITY_EVERY;
             let count = snap.requests.saturating_sub(self.last_requests);
             self.last_requests = snap.requests;
-            if count > 0 {
+            // Requests on routes with an explicit id are reported under their route, the rest without one.
+            let routed: u64 = self.route_activity.iter().map(|(_, n)| *n).sum();
+            let unrouted = count.saturating_sub(routed);
+            if unrouted > 0 {
                 let body = map(vec![
                     ("from", text(&self.cfg.from)),
-                    ("count", Value::Int(count as i64)),
+                    ("count", Value::Int(unrouted as i64)),
+                ]);
+                self.emit("activity", body);
+            }
+            for (route, n) in std::mem::take(&mut self.route_activity) {
+                let body = map(vec![
+                    ("from", text(&self.cfg.from)),
+                    ("route", text(&route)),
+                    ("count", Value::Int(n as i64)),
                 ]);
                 self.emit("activity", body);
             }

@@ -56,6 +56,7 @@ fn open(t: &mut Tracker, id: &str, now: Instant) {
             ws: false,
             peer: "10.0.0.7".parse().unwrap(),
             tls: false,
+            route: None,
         },
         now,
     );
@@ -292,4 +293,57 @@ fn events_no_subscriber_wants_are_not_built_but_the_tables_are_kept() {
     let all: [&[u8]; 1] = [b""];
     t.set_subscriptions(all.iter().copied());
     assert!(super::EVENT_TYPES.iter().all(|k| t.wants(k)));
+}
+
+#[test]
+fn routes_with_an_explicit_id_name_their_connections_and_get_their_own_activity() {
+    let t0 = Instant::now();
+    let mut t = Tracker::new(cfg(StatsFormat::Tnetstring), t0);
+    let api: Arc<str> = Arc::from("api");
+    t.apply(
+        StatsEvent::ConnOpen {
+            id: "hf_1:3".into(),
+            ws: false,
+            peer: "10.0.0.7".parse().unwrap(),
+            tls: false,
+            route: Some(Arc::clone(&api)),
+        },
+        t0,
+    );
+    let f = frames(&mut t);
+    assert_eq!(s(&f[0].1, "route"), "api");
+    open(&mut t, "hf_1:4", t0);
+    assert!(
+        frames(&mut t)[0].1.get("route").is_none(),
+        "no route without an explicit id"
+    );
+
+    // 5 requests in all, 3 of them on "api": one event per route, and one without a route for the rest.
+    t.tick(t0 + Duration::from_millis(50), &snap(2, 0));
+    t.apply(
+        StatsEvent::Activity {
+            route: Arc::clone(&api),
+            count: 2,
+        },
+        t0,
+    );
+    t.apply(
+        StatsEvent::Activity {
+            route: api,
+            count: 1,
+        },
+        t0,
+    );
+    t.tick(t0 + Duration::from_millis(100), &snap(2, 5));
+    let acts: Vec<Value> = frames(&mut t)
+        .into_iter()
+        .filter(|(k, _)| k == "activity")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(acts.len(), 2, "{acts:?}");
+    let routed = acts.iter().find(|v| v.get("route").is_some()).unwrap();
+    assert_eq!(s(routed, "route"), "api");
+    assert_eq!(int(routed, "count"), 3);
+    let rest = acts.iter().find(|v| v.get("route").is_none()).unwrap();
+    assert_eq!(int(rest, "count"), 2);
 }

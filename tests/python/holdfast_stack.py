@@ -46,7 +46,8 @@ class Stack:
 
     def __init__(self, handler, proxy_ini="", handler_ini="", args=(), target_options="", *,
                  push_in_spec=None, push_in_sub_specs=None, push_in_sub_connect=False, command_spec=None,
-                 stats_spec=None, stats_format=None, subscription_linger=None, stats_report_interval=None):
+                 stats_spec=None, stats_format=None, subscription_linger=None, stats_report_interval=None,
+                 routes_before=()):
         self.backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=self.backend.serve_forever, daemon=True).start()
         self.http_port, self.control_port = free_port(), free_port()
@@ -80,6 +81,9 @@ class Stack:
                 % (self.http_port, proxy_ini, self.control_port, "\n".join(zmq_ini), handler_ini)
             )
         with open(os.path.join(work, "routes"), "w") as f:
+            # Extra route lines (with `{backend}` for the backend's port) go before the catch-all.
+            for line in routes_before:
+                f.write(line.format(backend=self.backend.server_address[1]) + "\n")
             f.write("* 127.0.0.1:%d%s\n" % (self.backend.server_address[1], target_options))
         self.log_path = os.path.join(work, "holdfast.log")
         self.args = list(args)

@@ -170,7 +170,8 @@ class Bridge:
 def hf():
     st = Stack(Backend, target_options=",over_http", handler_ini="message_wait=3000",
                push_in_spec=True, push_in_sub_specs=True, command_spec=True, stats_spec=True,
-               subscription_linger=LINGER, stats_report_interval=1)
+               subscription_linger=LINGER, stats_report_interval=1,
+               routes_before=["*,path_beg=/api/,id=api 127.0.0.1:{backend}"])
     xpub = Xpub(verbose=True).connect(st.push_in_sub_specs[0])
     bridge = Bridge(st, xpub)
     yield bridge
@@ -463,6 +464,28 @@ def test_activity_events_count_requests(hf):
     hf.stats.wait(lambda t, f: t == "activity" and total() >= 3, since=mark, what="activity for 3 requests")
     time.sleep(0.3)  # activity is batched every 100 ms: a wrongly doubled count would show by now
     assert total() == 3, hf.stats.since(mark, "activity")
+
+
+def test_a_route_with_an_id_names_its_connections_and_gets_its_own_activity(hf):
+    hf.stats.wait_quiet("activity", 0.3)
+    mark = hf.stats.mark()
+    for path in ("/api/one", "/api/two", "/plain"):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (hf.stack.http_port, path), timeout=5) as resp:
+            assert resp.status == 200
+
+    def total(routed):
+        return sum(f["count"] for _, _, f in hf.stats.since(mark, "activity") if ("route" in f) == routed)
+
+    hf.stats.wait(lambda t, f: t == "conn" and f.get("route") == "api" and not f.get("unavailable"),
+                  since=mark, what="conn event naming route api")
+    hf.stats.wait(lambda t, f: t == "activity" and total(True) >= 2 and total(False) >= 1, since=mark,
+                  what="activity for 2 requests on api and 1 elsewhere")
+    time.sleep(0.3)
+    routed = [f for _, _, f in hf.stats.since(mark, "activity") if "route" in f]
+    assert {f["route"] for f in routed} == {"api"}
+    assert (total(True), total(False)) == (2, 1), hf.stats.since(mark, "activity")
+    conns = [f for _, _, f in hf.stats.since(mark, "conn") if not f.get("unavailable")]
+    assert all(f.get("route") in (None, "api") for f in conns), conns
 
 
 def test_response_mode_sub_removal_lingers_and_stream_mode_removal_is_prompt(hf):
