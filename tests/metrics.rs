@@ -130,8 +130,12 @@ fn counters_and_gauges_follow_requests_holds_and_publishes() {
     // A proxied request: one more request, bytes and head bytes both ways on both sides.
     let resp = get(hf.port, "/plain");
     assert_eq!(resp.text(), "hi");
-    let s1 = scrape_until(mp, "the request is counted", |s| {
+    // Each worker adds its counts once per loop, so the response may reach the client a moment before the
+    // loop that wrote it has added its byte counts: wait for the whole exchange, not just the request.
+    let s1 = scrape_until(mp, "the exchange is counted", |s| {
         s.get("request_received") == 1.0
+            && s.get("bytes_total{side=\"backend\",direction=\"received\"}") > 0.0
+            && s.get("header_bytes_total{side=\"client\",direction=\"sent\"}") > 0.0
     });
     for side in ["client", "backend"] {
         for dir in ["received", "sent"] {
