@@ -117,13 +117,15 @@ fn counters_and_gauges_follow_requests_holds_and_publishes() {
     let be = grip_backend();
     let (hf, mp) = start_with_metrics(&[&format!("* {}", be.target())], "");
 
-    let s0 = scrape(mp);
+    // The harness's readiness probe connected to the client port: wait until its close was noticed.
+    let s0 = scrape_until(mp, "no client connection open", |s| {
+        s.get("connection_connected") == 0.0
+    });
     assert_eq!(
         s0.resp.header("Content-Type"),
         Some("text/plain; version=0.0.4")
     );
     assert_eq!(s0.get("request_received"), 0.0);
-    assert_eq!(s0.get("connection_connected"), 0.0);
     assert_eq!(s0.get("held_connections{mode=\"stream\"}"), 0.0);
     assert_eq!(s0.get("publish_latency_seconds_count"), 0.0);
 
@@ -167,8 +169,9 @@ fn counters_and_gauges_follow_requests_holds_and_publishes() {
         String::from_utf8_lossy(&head)
     );
     assert_eq!(read_chunk(&mut stream), b"[open]\n");
-    let s2 = scrape_until(mp, "the stream is held", |s| {
-        s.get("held_connections{mode=\"stream\"}") == 1.0
+    // The earlier request's connection is closed by now, but the worker may not have noticed yet.
+    let s2 = scrape_until(mp, "the stream is held, the only connection", |s| {
+        s.get("held_connections{mode=\"stream\"}") == 1.0 && s.get("connection_connected") == 1.0
     });
     assert_eq!(s2.get("request_received"), 2.0);
     assert_eq!(s2.get("subscriptions{mode=\"stream\"}"), 1.0);
@@ -215,8 +218,9 @@ fn websocket_connections_and_messages_are_counted() {
     let backend = WsBackend::start(Answer::Accept(String::new()), echo_script);
     let (hf, mp) = start_with_metrics(&[&format!("* {}", backend.target())], "");
     let mut peer = ws_connect(hf.port, "/ws", "").ok();
+    // `http` also waits for the harness's readiness probe to be noticed closed.
     let s = scrape_until(mp, "the upgrade is counted", |s| {
-        s.get("connections{type=\"ws\"}") == 1.0
+        s.get("connections{type=\"ws\"}") == 1.0 && s.get("connections{type=\"http\"}") == 0.0
     });
     assert_eq!(s.get("connections{type=\"http\"}"), 0.0);
     assert_eq!(s.get("held_connections{mode=\"ws\"}"), 1.0);

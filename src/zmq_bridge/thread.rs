@@ -194,7 +194,7 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
             sock.set_linger(0).map_err(|e| zerr("XPUB", spec, e))?;
             bind(&sock, spec, mode)
                 .map_err(|e| format!("zmq: cannot bind stats_spec {spec}: {e}"))?;
-            log::info!("zmq: stats PUB bound at {spec}");
+            log::info!("zmq: stats socket (XPUB) bound at {spec}");
             Some(sock)
         }
         None => None,
