@@ -8,6 +8,7 @@ pub mod buf;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod deadlines;
 pub mod grip;
 pub mod http1;
 pub mod logging;

@@ -4,13 +4,14 @@
 //! The connection table also answers the command socket's `conncheck`, as Pushpin's handler answers it from
 //! its stats.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{StatsEvent, Tally, Transport};
 use crate::config::StatsFormat;
+use crate::deadlines::FixedDelay;
 use crate::publish::{tnetstring, Value};
 
 /// Every event type the tracker sends.
@@ -46,13 +47,12 @@ pub struct Readings {
     pub counters: Vec<(&'static str, u64)>,
 }
 
+#[derive(Clone)]
 struct ConnInfo {
     ws: bool,
     peer: IpAddr,
     tls: bool,
     route: Option<Arc<str>>,
-    /// When it was last (re)announced; refresh entries for other times are stale.
-    announced: Instant,
 }
 
 type SubKey = (Transport, String);
@@ -60,12 +60,12 @@ type SubKey = (Transport, String);
 pub struct Tracker {
     cfg: TrackerConfig,
     conns: HashMap<String, ConnInfo>,
-    conn_refresh: VecDeque<(Instant, String)>,
+    /// Connections and subscriptions are announced again every ¾ of their ttl.
+    conn_refresh: FixedDelay<String>,
     subs: HashMap<SubKey, u32>,
-    sub_announced: HashMap<SubKey, Instant>,
-    sub_refresh: VecDeque<(Instant, SubKey)>,
-    sub_lingering: HashMap<SubKey, Instant>,
-    sub_linger_queue: VecDeque<(Instant, SubKey)>,
+    sub_refresh: FixedDelay<SubKey>,
+    /// Response-mode subscriptions without subscribers, until they are reported gone.
+    sub_lingering: FixedDelay<SubKey>,
     next_activity: Instant,
     /// Requests per route with an explicit id since the last `activity` (at most one entry per route).
     route_activity: Vec<(Arc<str>, u64)>,
@@ -89,14 +89,11 @@ impl Tracker {
     pub fn new(cfg: TrackerConfig, now: Instant) -> Tracker {
         let next_report = now + cfg.report_interval.max(Duration::from_secs(1));
         Tracker {
-            cfg,
             conns: HashMap::new(),
-            conn_refresh: VecDeque::new(),
+            conn_refresh: FixedDelay::new(refresh_every(cfg.conn_ttl)),
             subs: HashMap::new(),
-            sub_announced: HashMap::new(),
-            sub_refresh: VecDeque::new(),
-            sub_lingering: HashMap::new(),
-            sub_linger_queue: VecDeque::new(),
+            sub_refresh: FixedDelay::new(refresh_every(cfg.sub_ttl)),
+            sub_lingering: FixedDelay::new(cfg.linger),
             next_activity: now + ACTIVITY_EVERY,
             route_activity: Vec::new(),
             last_requests: 0,
@@ -108,6 +105,7 @@ impl Tracker {
             last_counters: Vec::new(),
             out: Vec::new(),
             wanted: [true; EVENT_TYPES.len()],
+            cfg,
             dropped: 0,
         }
     }
@@ -161,13 +159,13 @@ impl Tracker {
                     peer,
                     tls,
                     route,
-                    announced: now,
                 };
                 self.announce_conn(&id, &info);
-                self.conn_refresh.push_back((now, id.clone()));
+                self.conn_refresh.start(id.clone(), now);
                 self.conns.insert(id, info);
             }
             StatsEvent::ConnClose { id } => {
+                self.conn_refresh.cancel(&id);
                 if self.conns.remove(&id).is_some() && self.cfg.conn_send {
                     let body = map(vec![
                         ("from", text(&self.cfg.from)),
@@ -202,14 +200,12 @@ impl Tracker {
         }
         match (before, after) {
             // Back within the linger: still announced, nothing to say.
-            (0, a) if a > 0 && self.sub_lingering.remove(&key).is_none() => {
+            (0, a) if a > 0 && !self.sub_lingering.cancel(&key) => {
                 self.announce_sub(&key, after, now);
             }
             (b, 0) if b > 0 => {
                 if key.0 == Transport::HttpResponse && !self.cfg.linger.is_zero() {
-                    let at = now + self.cfg.linger;
-                    self.sub_lingering.insert(key.clone(), at);
-                    self.sub_linger_queue.push_back((at, key));
+                    self.sub_lingering.start(key, now);
                 } else {
                     self.sub_gone(&key);
                 }
@@ -247,12 +243,11 @@ impl Tracker {
             ("subscribers", Value::Int(subscribers as i64)),
         ]);
         self.emit("sub", body);
-        self.sub_announced.insert(key.clone(), now);
-        self.sub_refresh.push_back((now, key.clone()));
+        self.sub_refresh.start(key.clone(), now);
     }
 
     fn sub_gone(&mut self, key: &SubKey) {
-        self.sub_announced.remove(key);
+        self.sub_refresh.cancel(key);
         let body = map(vec![
             ("from", text(&self.cfg.from)),
             ("mode", text(key.0.mode())),
@@ -330,65 +325,26 @@ impl Tracker {
         }
         self.refresh_conns(now);
         self.refresh_subs(now);
-        while let Some((at, _)) = self.sub_linger_queue.front() {
-            if *at > now {
-                break;
-            }
-            let Some((at, key)) = self.sub_linger_queue.pop_front() else {
-                break;
-            };
-            if self.sub_lingering.get(&key) == Some(&at) {
-                self.sub_lingering.remove(&key);
-                self.sub_gone(&key);
-            }
+        while let Some(key) = self.sub_lingering.pop_due(now) {
+            self.sub_gone(&key);
         }
         if now >= self.next_report {
             self.report(now, snap);
         }
     }
 
-    fn refresh_every(ttl: Duration) -> Duration {
-        (ttl * 3 / 4).max(Duration::from_secs(1))
-    }
-
     fn refresh_conns(&mut self, now: Instant) {
-        let every = Self::refresh_every(self.cfg.conn_ttl);
-        while let Some((at, _)) = self.conn_refresh.front() {
-            if *at + every > now {
-                break;
-            }
-            let Some((at, id)) = self.conn_refresh.pop_front() else {
-                break;
-            };
-            let Some(info) = self.conns.remove(&id) else {
+        while let Some(id) = self.conn_refresh.pop_due(now) {
+            let Some(info) = self.conns.get(&id).cloned() else {
                 continue;
-            };
-            if info.announced != at {
-                self.conns.insert(id, info);
-                continue;
-            }
-            let info = ConnInfo {
-                announced: now,
-                ..info
             };
             self.announce_conn(&id, &info);
-            self.conn_refresh.push_back((now, id.clone()));
-            self.conns.insert(id, info);
+            self.conn_refresh.start(id, now);
         }
     }
 
     fn refresh_subs(&mut self, now: Instant) {
-        let every = Self::refresh_every(self.cfg.sub_ttl);
-        while let Some((at, _)) = self.sub_refresh.front() {
-            if *at + every > now {
-                break;
-            }
-            let Some((at, key)) = self.sub_refresh.pop_front() else {
-                break;
-            };
-            if self.sub_announced.get(&key) != Some(&at) {
-                continue;
-            }
+        while let Some(key) = self.sub_refresh.pop_due(now) {
             // A lingering subscription has no subscribers but is still there.
             let n = self.subs.get(&key).copied().unwrap_or(0);
             self.announce_sub(&key, n, now);
@@ -426,9 +382,6 @@ impl Tracker {
         self.report_started = now;
         self.next_report = now + self.cfg.report_interval.max(Duration::from_secs(1));
         self.max_conns = snap.conns;
-        if self.conn_refresh.capacity() > 4 * self.conn_refresh.len() + 64 {
-            self.conn_refresh.shrink_to_fit();
-        }
     }
 
     /// The earliest time `tick` has something to do.
@@ -446,6 +399,11 @@ impl Tracker {
         }
         self.out.push(encode_event(kind, &body, self.cfg.format));
     }
+}
+
+/// Announcements are repeated every ¾ of their ttl (and at most once a second).
+fn refresh_every(ttl: Duration) -> Duration {
+    (ttl * 3 / 4).max(Duration::from_secs(1))
 }
 
 /// One stats frame: `<type> T<tnetstring>` or `<type> J<json>`.

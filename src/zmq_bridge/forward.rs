@@ -4,8 +4,10 @@
 //! once and unsubscribed only after `subscription_linger` without listeners, so a long-poll client that
 //! re-polls (or a hold that is retried) does not make an XPUB publisher see the channel flap.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
+
+use crate::deadlines::FixedDelay;
 
 /// What to do to the SUB socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,29 +17,27 @@ pub enum Change {
 }
 
 pub struct Forwarder {
-    linger: Duration,
+    /// Zero: unsubscribe as soon as the last listener leaves.
+    no_linger: bool,
     /// Channels the SUB socket is subscribed to (including lingering ones).
     subscribed: HashSet<String>,
-    /// Channels without listeners, and when they are unsubscribed.
-    lingering: HashMap<String, Instant>,
-    /// Linger deadlines in the order they were set (all lingers are equally long, so this is time order).
-    deadlines: VecDeque<(Instant, String)>,
+    /// Channels without listeners, until they are unsubscribed.
+    lingering: FixedDelay<String>,
 }
 
 impl Forwarder {
     pub fn new(linger: Duration) -> Forwarder {
         Forwarder {
-            linger,
+            no_linger: linger.is_zero(),
             subscribed: HashSet::new(),
-            lingering: HashMap::new(),
-            deadlines: VecDeque::new(),
+            lingering: FixedDelay::new(linger),
         }
     }
 
     /// A channel got its first listener (`true`) or lost its last one (`false`).
     pub fn listening(&mut self, channel: &str, on: bool, now: Instant) -> Option<Change> {
         if on {
-            if self.lingering.remove(channel).is_some() {
+            if self.lingering.cancel(channel) {
                 return None; // still subscribed: the linger is simply called off
             }
             if self.subscribed.insert(channel.to_string()) {
@@ -45,37 +45,22 @@ impl Forwarder {
             }
             return None;
         }
-        if !self.subscribed.contains(channel) || self.lingering.contains_key(channel) {
+        if !self.subscribed.contains(channel) || self.lingering.contains(channel) {
             return None;
         }
-        if self.linger.is_zero() {
+        if self.no_linger {
             self.subscribed.remove(channel);
             return Some(Change::Unsubscribe(channel.to_string()));
         }
-        let at = now + self.linger;
-        self.lingering.insert(channel.to_string(), at);
-        self.deadlines.push_back((at, channel.to_string()));
+        self.lingering.start(channel.to_string(), now);
         None
     }
 
     /// Unsubscribe channels whose linger is over.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Change>) {
-        while let Some((at, _)) = self.deadlines.front() {
-            if *at > now {
-                break;
-            }
-            let Some((at, channel)) = self.deadlines.pop_front() else {
-                break;
-            };
-            // A deadline whose linger was called off (or replaced by a later one) is stale.
-            if self.lingering.get(&channel) == Some(&at) {
-                self.lingering.remove(&channel);
-                self.subscribed.remove(&channel);
-                out.push(Change::Unsubscribe(channel));
-            }
-        }
-        if self.deadlines.capacity() > 4 * self.deadlines.len() + 64 {
-            self.deadlines.shrink_to_fit();
+        while let Some(channel) = self.lingering.pop_due(now) {
+            self.subscribed.remove(&channel);
+            out.push(Change::Unsubscribe(channel));
         }
     }
 
@@ -90,7 +75,7 @@ impl Forwarder {
         let idle: Vec<String> = self
             .subscribed
             .iter()
-            .filter(|c| !listening.contains(*c) && !self.lingering.contains_key(*c))
+            .filter(|c| !listening.contains(*c) && !self.lingering.contains(c.as_str()))
             .cloned()
             .collect();
         for channel in idle {
@@ -102,7 +87,7 @@ impl Forwarder {
 
     /// When `expire` has something to do next.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.front().map(|(at, _)| *at)
+        self.lingering.next_due()
     }
 
     pub fn subscribed(&self) -> usize {
