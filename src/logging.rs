@@ -234,10 +234,40 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// Warnings about a flood (drops, bad input) are written at most once a second each: `allow` says whether
+/// this one may be.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WarnLimit {
+    last: Option<std::time::Instant>,
+}
+
+impl WarnLimit {
+    pub fn allow(&mut self, now: std::time::Instant) -> bool {
+        if self
+            .last
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1))
+        {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_flood_warning_is_allowed_once_a_second() {
+        let t0 = std::time::Instant::now();
+        let mut w = WarnLimit::default();
+        assert!(w.allow(t0));
+        assert!(!w.allow(t0 + Duration::from_millis(999)));
+        assert!(w.allow(t0 + Duration::from_secs(1)));
+        assert!(!w.allow(t0 + Duration::from_millis(1500)));
+    }
 
     #[test]
     fn timestamps_are_utc_dates() {

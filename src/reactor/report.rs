@@ -7,9 +7,10 @@
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::shared::{BridgeMsg, Shared};
+use crate::logging::WarnLimit;
 use crate::stats::{StatsEvent, Transport};
 
 /// How a connection was announced to stats: the id it was announced under and whether as a WebSocket. It is
@@ -30,7 +31,7 @@ pub(super) struct Reporter {
     enabled: bool,
     events: Vec<StatsEvent>,
     dropped: u64,
-    last_warning: Option<Instant>,
+    warn_limit: WarnLimit,
 }
 
 impl Reporter {
@@ -39,7 +40,7 @@ impl Reporter {
             enabled,
             events: Vec::new(),
             dropped: 0,
-            last_warning: None,
+            warn_limit: WarnLimit::default(),
         }
     }
 
@@ -178,11 +179,7 @@ impl Reporter {
             .stats
             .stats_dropped
             .fetch_add(lost, Ordering::Relaxed);
-        if self
-            .last_warning
-            .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1))
-        {
-            self.last_warning = Some(now);
+        if self.warn_limit.allow(now) {
             log::warn!("stats: bridge queue full; {lost} stats events dropped");
         }
     }

@@ -30,6 +30,7 @@ use super::timer::{TimerKey, TimerWheel};
 use super::token::{self, Side, TokenKind};
 use crate::control::{self, ControlSession};
 use crate::grip::{ConnRef, RateLimiter, Subscriptions, Transition};
+use crate::logging::WarnLimit;
 use crate::proxy::{Env, Router, Session};
 use crate::publish::Item;
 use crate::stats::{ConnType, IoCounters, LocalStats, Transport};
@@ -199,7 +200,17 @@ struct Throttle {
     limiter: RateLimiter,
     waiting: VecDeque<(ConnRef, Arc<Item>)>,
     hwm: usize,
-    last_warning: Option<Instant>,
+    warn_limit: WarnLimit,
+}
+
+impl Conn {
+    /// How the connection listens for published messages right now, if it does.
+    fn listening_as(&self) -> Option<Transport> {
+        match &self.kind {
+            ConnKind::Proxy(session) => session.listening_as(),
+            ConnKind::Control(_) | ConnKind::Metrics(_) => None,
+        }
+    }
 }
 
 impl Worker {
@@ -227,7 +238,7 @@ impl Worker {
                 limiter: RateLimiter::new(rate as f64 / workers, now),
                 waiting: VecDeque::new(),
                 hwm: hwm.max(1).min(usize::MAX as u64) as usize,
-                last_warning: None,
+                warn_limit: WarnLimit::default(),
             }
         });
         let reporting = setup.shared.report_connections.load(Ordering::Relaxed);
@@ -534,10 +545,7 @@ impl Worker {
                             .stats
                             .messages_dropped_hwm
                             .fetch_add(1, Ordering::Relaxed);
-                        if t.last_warning.is_none_or(|at| {
-                            now.saturating_duration_since(at) >= Duration::from_secs(1)
-                        }) {
-                            t.last_warning = Some(now);
+                        if t.warn_limit.allow(now) {
                             log::warn!(
                                 "worker {}: exceeded publish hwm ({} deliveries waiting); dropping",
                                 self.id,
@@ -1069,11 +1077,7 @@ impl Worker {
             key,
             generation: conn.generation,
         };
-        let mode = match &conn.kind {
-            ConnKind::Proxy(session) => session.listening_as(),
-            ConnKind::Control(_) | ConnKind::Metrics(_) => None,
-        }
-        .unwrap_or(Transport::HttpStream);
+        let mode = conn.listening_as().unwrap_or(Transport::HttpStream);
         for channel in remove {
             if self.subs.unsubscribe(channel, me) == Transition::Last {
                 self.shared.channel_transition(channel, false);
@@ -1312,10 +1316,7 @@ fn listening_as(conns: &Slab<Conn>, member: ConnRef) -> Option<Transport> {
     if conn.generation != member.generation {
         return None;
     }
-    match &conn.kind {
-        ConnKind::Proxy(session) => session.listening_as(),
-        ConnKind::Control(_) | ConnKind::Metrics(_) => None,
-    }
+    conn.listening_as()
 }
 
 fn queue(work: &mut VecDeque<usize>, key: usize, conn: &mut Conn) {

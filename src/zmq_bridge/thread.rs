@@ -21,6 +21,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::command::{self, Call, Failure, RefreshOf};
 use super::forward::{Change, Forwarder};
 use crate::config::Settings;
+use crate::logging::WarnLimit;
 use crate::publish::{parse_zmq_frame, Item, Value, PUBLISH_FRAME_MAX};
 use crate::reactor::{BridgeMsg, Inbox, RefreshTarget, Shared, WorkerMsg};
 use crate::stats::{Flow, Input, Readings, Tracker, TrackerConfig, Transport};
@@ -779,7 +780,7 @@ fn drain(sock: &zmq::Socket, mut handle: impl FnMut(Vec<Vec<u8>>)) -> bool {
 /// input (with how many more there were).
 #[derive(Default)]
 struct Complaints {
-    last: [Option<Instant>; 4],
+    limits: [WarnLimit; 4],
     suppressed: [u64; 4],
 }
 
@@ -787,13 +788,10 @@ impl Complaints {
     fn bad(&mut self, shared: &Shared, input: Input, why: &str) {
         shared.stats.invalid(input);
         let i = input.index();
-        let now = Instant::now();
-        if self.last[i].is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1))
-        {
+        if !self.limits[i].allow(Instant::now()) {
             self.suppressed[i] += 1;
             return;
         }
-        self.last[i] = Some(now);
         let more = std::mem::take(&mut self.suppressed[i]);
         if more > 0 {
             log::warn!(
