@@ -16,12 +16,11 @@ pub const PUBLISH_FRAME_MAX: usize = tnetstring::TNET_SIZE_MAX + 1;
 ///
 /// The caller caps the body size (`push_in_http_max_body_size`) before calling.
 pub fn parse_publish_body(body: &[u8]) -> Result<Vec<Item>, String> {
-    let doc: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| "Body is not valid JSON.".to_owned())?;
-    if !doc.is_object() {
+    let doc = Value::parse_json(body).map_err(|_| "Body is not valid JSON.".to_owned())?;
+    if !doc.is_map() {
         return Err("Invalid format.".to_owned());
     }
-    parse_items(&Value::from_json(&doc), true)
+    parse_items(&doc, true)
 }
 
 /// Parses an object holding `items` (the control API body, or the args of the command socket's
@@ -53,12 +52,12 @@ pub fn parse_zmq_frame(frame: &[u8], channel_override: Option<&str>) -> Result<I
     }
     let (value, json) = match frame.split_first() {
         Some((b'J', rest)) => {
-            let doc: serde_json::Value = serde_json::from_slice(rest)
+            let doc = Value::parse_json(rest)
                 .map_err(|_| "invalid format (json parse failed)".to_owned())?;
-            if !doc.is_object() {
+            if !doc.is_map() {
                 return Err("invalid format (not a valid json object)".to_owned());
             }
-            (Value::from_json(&doc), true)
+            (doc, true)
         }
         Some((b'T', rest)) => (decode_tnet(rest)?, false),
         _ => (decode_tnet(frame)?, false),
