@@ -451,7 +451,7 @@ impl Hold {
         let Some(f) = &d.item.http_stream else { return };
         match f.action {
             Action::Send => {
-                let content = self.rewrite_content(d.channel, &f.content).into_owned();
+                let content = self.rewrite_content(d.channel, &f.content);
                 if let Some(enc) = &mut self.encoder {
                     let _ = enc.encode(&content, out.vec());
                 }

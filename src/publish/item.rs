@@ -92,9 +92,11 @@ pub struct Item {
     pub channel: String,
     pub id: Option<String>,
     pub prev_id: Option<String>,
-    pub http_response: Option<HttpResponseFormat>,
+    // The response and WebSocket formats are boxed: most items carry one format, and a smaller item is
+    // cheaper to move through the ZeroMQ bridge, the sequencer and its `Arc`.
+    pub http_response: Option<Box<HttpResponseFormat>>,
     pub http_stream: Option<HttpStreamFormat>,
-    pub ws_message: Option<WsMessageFormat>,
+    pub ws_message: Option<Box<WsMessageFormat>>,
     /// Unique keys, in input order (JSON objects arrive sorted by key).
     pub meta: Vec<(String, String)>,
     pub size: Option<u64>,
@@ -144,9 +146,13 @@ pub fn parse_item(v: &Value, json: bool, channel_override: Option<&str>) -> Resu
     if vresp.is_none() && vstream.is_none() && vws.is_none() {
         return Err("no formats specified".to_owned());
     }
-    let http_response = vresp.map(|f| parse_http_response(f, json)).transpose()?;
+    let http_response = vresp
+        .map(|f| parse_http_response(f, json).map(Box::new))
+        .transpose()?;
     let http_stream = vstream.map(|f| parse_http_stream(f, json)).transpose()?;
-    let ws_message = vws.map(|f| parse_ws_message(f, json)).transpose()?;
+    let ws_message = vws
+        .map(|f| parse_ws_message(f, json).map(Box::new))
+        .transpose()?;
 
     let meta = match v.get("meta") {
         None | Some(Value::Null) => Vec::new(),

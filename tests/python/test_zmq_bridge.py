@@ -199,6 +199,10 @@ BAD_PULL = {
     "multipart": (lambda ch: [b"J" + json.dumps({"channel": ch, "formats": {"http-stream": {
         "content": "part of a multi-part message\n"}}}).encode(), b"second part"],
         "message has 2 parts, not 1"),
+    # More frames than holdfast keeps for a handler (16): the rest are received and counted, not stored.
+    "forty parts": (lambda ch: [b"J" + json.dumps({"channel": ch, "formats": {"http-stream": {
+        "content": "part of a forty-part message\n"}}}).encode()] + [b"x" * 1000] * 39,
+        "message has 40 parts, not 1"),
     "J not JSON": (lambda ch: [b'J{"channel": "%s", "formats": ' % ch.encode()], "json parse failed"),
     # Declares 99999 bytes, carries far fewer: must not read past the frame.
     "T length past payload": (lambda ch: [b"T99999:" + tnet_dumps({"channel": ch, "formats": {
