@@ -503,32 +503,29 @@ impl Worker {
         }
     }
 
-    /// Deliver publish batches as one run of items, then add this worker's receivers to their tallies.
+    /// Deliver publish batches in order, then add this worker's receivers to their tallies. Connections are
+    /// written only after the whole run (see `run_work_queue`), so a connection's items from several
+    /// batches still leave in one write. The items are read in place: cloning each `Arc` here would bump
+    /// counters that every worker shares, once per item per worker.
     fn deliver_batches(&mut self, batches: &mut Vec<PublishBatch>, now: Instant) {
-        let items: Vec<Arc<Item>> = match batches.as_slice() {
-            [one] => one.items.to_vec(),
-            many => many.iter().flat_map(|b| b.items.iter().cloned()).collect(),
-        };
-        let mut counts = vec![[0u32; 3]; items.len()];
-        self.deliver(&items, &mut counts);
-        let mut offset = 0;
+        let mut counts = Vec::new();
         for batch in batches.drain(..) {
-            let n = batch.items.len();
-            let mine = &counts[offset..offset + n];
+            counts.clear();
+            counts.resize(batch.items.len(), [0u32; 3]);
+            self.deliver(&batch.items, &mut counts);
             if let Some(tally) = &batch.tally {
-                for (i, c) in mine.iter().enumerate() {
+                for (i, c) in counts.iter().enumerate() {
                     for t in Transport::ALL {
                         tally.add(i, t, c[t.index()]);
                     }
                 }
                 self.shared.tally_done(tally);
             }
-            let deliveries: u64 = mine.iter().flatten().map(|&c| c as u64).sum();
+            let deliveries: u64 = counts.iter().flatten().map(|&c| c as u64).sum();
             self.shared
                 .stats
                 .latency
                 .observe(now.saturating_duration_since(batch.received), deliveries);
-            offset += n;
         }
     }
 
