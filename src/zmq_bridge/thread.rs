@@ -40,8 +40,12 @@ const READ_BUDGET: usize = 16_384;
 const FRAMES_KEPT: usize = 16;
 /// Largest command request accepted.
 const COMMAND_MAX: i64 = PUBLISH_FRAME_MAX as i64;
-/// Pushpin's PULL high-water mark.
-const PULL_HWM: i32 = 101_000;
+/// Receive high-water mark of both publish inputs: Pushpin's for PULL. Pushpin leaves its SUB at libzmq's
+/// 1,000, which caps what one turn can read from SUB at about 1,000 items while a publisher runs ahead;
+/// those small batches meant one `send` per ~3 items per stream instead of ~20 (see `READ_BUDGET`). Past
+/// the mark libzmq stops reading the TCP connection (the publisher's XPUB then queues, or drops at its own
+/// send mark), so the larger mark only lets more wait here, as on PULL.
+const INPUT_HWM: i32 = 101_000;
 /// The longest the loop sleeps, so periodic work runs on time.
 const TICK: Duration = Duration::from_millis(100);
 /// How long a `refresh` of one connection waits for the workers' answers.
@@ -139,7 +143,7 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
     let pull = match &ep.pull {
         Some(spec) => {
             let sock = ctx.socket(zmq::PULL).map_err(|e| zerr("PULL", spec, e))?;
-            sock.set_rcvhwm(PULL_HWM)
+            sock.set_rcvhwm(INPUT_HWM)
                 .map_err(|e| zerr("PULL", spec, e))?;
             limit_input(&sock).map_err(|e| zerr("PULL", spec, e))?;
             bind(&sock, spec, mode)
@@ -155,6 +159,7 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
         let sock = ctx.socket(zmq::SUB).map_err(|e| zerr("SUB", "", e))?;
         // Subscriptions go upstream as messages: never drop one.
         sock.set_sndhwm(0).map_err(|e| zerr("SUB", "", e))?;
+        sock.set_rcvhwm(INPUT_HWM).map_err(|e| zerr("SUB", "", e))?;
         limit_input(&sock).map_err(|e| zerr("SUB", "", e))?;
         for spec in &ep.sub {
             if ep.sub_connect {
