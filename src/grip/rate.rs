@@ -26,6 +26,17 @@ impl RateLimiter {
         self.tokens = (self.tokens + elapsed * self.per_sec).min(self.per_sec);
     }
 
+    /// Take `n` deliveries' tokens if there are that many (all or none).
+    pub fn try_take_n(&mut self, n: usize) -> bool {
+        let n = n as f64;
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Take one delivery's token if there is one.
     pub fn try_take(&mut self) -> bool {
         if self.tokens >= 1.0 {
@@ -55,5 +66,16 @@ mod tests {
             10,
             "never more than one second's worth"
         );
+    }
+
+    #[test]
+    fn take_n_is_all_or_nothing() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(10.0, t0);
+        assert!(r.try_take_n(6));
+        assert!(!r.try_take_n(5), "4 left: none taken");
+        assert!(r.try_take_n(4));
+        assert!(!r.try_take());
+        assert!(r.try_take_n(0));
     }
 }

@@ -73,6 +73,11 @@ impl Subscriptions {
             .flat_map(|set| set.iter().copied())
     }
 
+    /// How many connections listen on a channel.
+    pub fn members_of(&self, channel: &str) -> usize {
+        self.channels.get(channel).map_or(0, HashSet::len)
+    }
+
     /// Give back memory of tables that are mostly empty (called periodically, not on every unsubscribe).
     pub fn shrink(&mut self) {
         if self.channels.capacity() > 4 * self.channels.len() + 64 {
@@ -120,6 +125,8 @@ mod tests {
             "double subscribe is idempotent"
         );
         assert_eq!(s.member_count(), 2);
+        assert_eq!(s.members_of("a"), 2);
+        assert_eq!(s.members_of("b"), 0);
         assert_eq!(s.unsubscribe("a", c(1, 1)), Transition::None);
         assert_eq!(
             s.unsubscribe("a", c(1, 1)),

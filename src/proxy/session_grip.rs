@@ -307,7 +307,8 @@ impl<S: Socket> Session<S> {
     ) -> Option<Transport> {
         let (queued, transport) = match &mut self.phase {
             Phase::Held(h) => (
-                h.hold.deliver(item, channel, subscribed),
+                h.hold
+                    .deliver_into(item, channel, subscribed, &mut self.client_out),
                 hold_transport(h.hold.mode),
             ),
             Phase::WebSocket(ws) => (

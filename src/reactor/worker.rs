@@ -533,34 +533,11 @@ impl Worker {
     /// receiving several items in a batch writes them in one go when its turn comes. `counts[i]` gets item
     /// `i`'s receivers by transport.
     fn deliver(&mut self, items: &[Arc<Item>], counts: &mut [[u32; 3]]) {
+        let now = Instant::now();
         if let Some(t) = &mut self.throttle {
-            let now = Instant::now();
-            for (item, count) in items.iter().zip(counts.iter_mut()) {
-                for member in self.subs.members(&item.channel) {
-                    if t.waiting.len() >= t.hwm {
-                        self.shared
-                            .stats
-                            .messages_dropped_hwm
-                            .fetch_add(1, Ordering::Relaxed);
-                        if t.warn_limit.allow(now) {
-                            log::warn!(
-                                "worker {}: exceeded publish hwm ({} deliveries waiting); dropping",
-                                self.id,
-                                t.hwm
-                            );
-                        }
-                        continue;
-                    }
-                    // Counted as a receiver when queued for the rate limiter, as Pushpin counts at fan-out.
-                    if let Some(tr) = listening_as(&self.conns, member) {
-                        count[tr.index()] += 1;
-                    }
-                    t.waiting.push_back((member, Arc::clone(item)));
-                }
-            }
-            self.run_throttle(now);
-            return;
+            t.limiter.refill(now);
         }
+        let mut delivered = [0u64; 3];
         // Each run of consecutive items on one channel goes subscriber by subscriber, every item of the
         // run to one connection before the next, so a connection's state is visited once per run rather
         // than once per item. Items on different channels keep their publish order.
@@ -572,26 +549,73 @@ impl Worker {
                 .take_while(|i| i.channel == channel)
                 .count();
             let run = &items[start..start + run_len];
+            let run_counts = &mut counts[start..start + run_len];
+            start += run_len;
+            let throttled = match &mut self.throttle {
+                None => false,
+                // With `message_rate` set, a run goes out at once only when nothing waits ahead of it and
+                // the limiter covers every one of its deliveries; otherwise they all queue, in publish
+                // order, for `run_throttle`.
+                Some(t) => {
+                    let n = run_len.saturating_mul(self.subs.members_of(channel));
+                    if !t.waiting.is_empty() || !t.limiter.try_take_n(n) {
+                        self.queue_throttled(run, run_counts, now);
+                        continue;
+                    }
+                    true
+                }
+            };
             let subs = &self.subs;
             for member in subs.members(channel) {
-                for (i, item) in run.iter().enumerate() {
-                    if let Some(tr) =
-                        deliver_to(&mut self.conns, &mut self.work, subs, member, item)
-                    {
-                        counts[start + i][tr.index()] += 1;
+                // Counted as a receiver at fan-out when rate-limited, as Pushpin counts (and as queued
+                // deliveries are counted); otherwise counted when the connection took the item.
+                let listening = if throttled {
+                    listening_as(&self.conns, member)
+                } else {
+                    None
+                };
+                for (item, count) in run.iter().zip(run_counts.iter_mut()) {
+                    let took = deliver_to(&mut self.conns, &mut self.work, subs, member, item);
+                    if let Some(tr) = took {
+                        delivered[tr.index()] += 1;
+                    }
+                    if let Some(tr) = if throttled { listening } else { took } {
+                        count[tr.index()] += 1;
                     }
                 }
             }
-            start += run_len;
-        }
-        let mut by_transport = [0u64; 3];
-        for c in counts.iter() {
-            for (sum, n) in by_transport.iter_mut().zip(c) {
-                *sum += *n as u64;
-            }
         }
         for t in Transport::ALL {
-            self.shared.stats.delivered(t, by_transport[t.index()]);
+            self.shared.stats.delivered(t, delivered[t.index()]);
+        }
+        self.run_throttle(now);
+    }
+
+    /// Queue a run's deliveries for the rate limiter, item by item, dropping past `message_hwm`.
+    fn queue_throttled(&mut self, run: &[Arc<Item>], counts: &mut [[u32; 3]], now: Instant) {
+        let Some(t) = &mut self.throttle else { return };
+        for (item, count) in run.iter().zip(counts.iter_mut()) {
+            for member in self.subs.members(&item.channel) {
+                if t.waiting.len() >= t.hwm {
+                    self.shared
+                        .stats
+                        .messages_dropped_hwm
+                        .fetch_add(1, Ordering::Relaxed);
+                    if t.warn_limit.allow(now) {
+                        log::warn!(
+                            "worker {}: exceeded publish hwm ({} deliveries waiting); dropping",
+                            self.id,
+                            t.hwm
+                        );
+                    }
+                    continue;
+                }
+                // Counted as a receiver when queued for the rate limiter, as Pushpin counts at fan-out.
+                if let Some(tr) = listening_as(&self.conns, member) {
+                    count[tr.index()] += 1;
+                }
+                t.waiting.push_back((member, Arc::clone(item)));
+            }
         }
     }
 

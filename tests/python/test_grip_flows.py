@@ -234,6 +234,30 @@ def test_message_rate_spreads_deliveries_over_time(stack):
     sock.close()
 
 
+def test_message_hwm_drops_what_does_not_fit_behind_the_rate_and_says_so():
+    """As Pushpin: a publish's deliveries all pass the rate limiter's queue, which holds at most message_hwm=30.
+    Of 200 published at once exactly the first 30 arrive, in order (20 at once on message_rate=20's burst
+    credit, 10 over the next half second), and the other 170 are dropped with a warning."""
+    st = Stack(Backend, handler_ini="message_rate=20\nmessage_hwm=30", args=("--workers", "1"))
+    try:
+        sock = open_stream(st.http_port, "/stream/hwm")
+        time.sleep(0.2)
+        since = st.log_size()
+        items = [{"channel": "hwm", "formats": {"http-stream": {"content": "m%d\n" % i}}} for i in range(200)]
+        publish(st.control_port, *items)
+        data = b""
+        end = time.monotonic() + 6
+        while data.count(b"m") < 30 and time.monotonic() < end:
+            data += read_for(sock, 0.2)
+        data += read_for(sock, 1.0)  # nothing more may follow
+        got = [int(line[1:]) for line in data.split(b"\n") if line.startswith(b"m")]
+        assert got == list(range(30)), got
+        st.wait_for_log("exceeded publish hwm", since)
+        sock.close()
+    finally:
+        st.close()
+
+
 def test_first_subscription_updates_the_hold_once_after_a_second(stack):
     """Pushpin's update_on_first_subscription: ~1 s after a channel's first subscriber the held request is made
     again (closing the race with a publish that happened before the subscription); once, not every second."""
