@@ -132,10 +132,13 @@ pub enum Line {
 
 fn number(word: Option<&[u8]>) -> Option<u64> {
     let word = word?;
-    if word.is_empty() || word.len() > 19 || !word.iter().all(u8::is_ascii_digit) {
+    // At most 19 digits, so the value always fits a u64.
+    if word.is_empty() || word.len() > 19 {
         return None;
     }
-    std::str::from_utf8(word).ok()?.parse().ok()
+    word.iter().try_fold(0u64, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
 }
 
 pub fn parse_line(line: &[u8]) -> Line {
@@ -359,6 +362,11 @@ mod tests {
             (b"m 1", Line::Other),
             (b"m x 2", Line::Other),
             (b"m 1 99999999999999999999", Line::Other),
+            (
+                b"p 9999999999999999999",
+                Line::Prime(9_999_999_999_999_999_999),
+            ),
+            (b"p 1a", Line::Other),
             (b"p", Line::Other),
             (b"timeout", Line::Other),
             (b"", Line::Other),

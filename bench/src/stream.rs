@@ -184,7 +184,7 @@ pub fn split_lines(buf: &mut Vec<u8>, mut each: impl FnMut(&[u8])) -> Result<(),
     let mut start = 0;
     while let Some(rel) = buf
         .get(start..)
-        .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
+        .and_then(|rest| memchr::memchr(b'\n', rest))
     {
         each(buf.get(start..start + rel).unwrap_or(&[]));
         start += rel + 1;
