@@ -358,8 +358,8 @@ impl Bridge {
                 break;
             }
             // Which descriptor fired says little with ZeroMQ: every input is read until it has nothing.
-            self.read_pull();
-            self.read_sub();
+            self.read_input(Input::Pull);
+            self.read_input(Input::Sub);
             self.read_commands(now);
             self.read_stats_subscribers();
             self.forward_subscriptions(now);
@@ -447,47 +447,31 @@ impl Bridge {
         }
     }
 
-    fn read_pull(&mut self) {
-        let Some(sock) = &self.pull else { return };
+    /// Read a publish input (PULL: one frame per item; SUB: channel, then payload) and publish what it held.
+    fn read_input(&mut self, input: Input) {
+        let (sock, parts) = match input {
+            Input::Pull => (&self.pull, 1),
+            Input::Sub => (&self.sub, 2),
+            Input::Http | Input::Command => return,
+        };
+        let Some(sock) = sock else { return };
         let mut items = Vec::new();
-        let more = drain(sock, |frames, count| match frames {
-            [frame] => match parse_zmq_frame(frame, None) {
+        let more = drain(sock, |frames, count| {
+            let parsed = match frames {
+                [frame] if parts == 1 => parse_zmq_frame(frame, None),
+                [channel, payload] if parts == 2 => match std::str::from_utf8(channel) {
+                    Ok(channel) => parse_zmq_frame(payload, Some(channel)),
+                    Err(_) => Err("channel is not UTF-8".to_owned()),
+                },
+                _ => Err(format!("message has {count} parts, not {parts}")),
+            };
+            match parsed {
                 Ok(item) => items.push(item),
-                Err(why) => self.complaints.bad(&self.shared, Input::Pull, &why),
-            },
-            _ => self.complaints.bad(
-                &self.shared,
-                Input::Pull,
-                &format!("message has {count} parts, not 1"),
-            ),
-        });
-        self.busy |= more;
-        self.publish(items, Input::Pull);
-    }
-
-    fn read_sub(&mut self) {
-        let Some(sock) = &self.sub else { return };
-        let mut items = Vec::new();
-        let more = drain(sock, |frames, count| match frames {
-            [channel, payload] => {
-                let Ok(channel) = std::str::from_utf8(channel) else {
-                    self.complaints
-                        .bad(&self.shared, Input::Sub, "channel is not UTF-8");
-                    return;
-                };
-                match parse_zmq_frame(payload, Some(channel)) {
-                    Ok(item) => items.push(item),
-                    Err(why) => self.complaints.bad(&self.shared, Input::Sub, &why),
-                }
+                Err(why) => self.complaints.bad(&self.shared, input, &why),
             }
-            _ => self.complaints.bad(
-                &self.shared,
-                Input::Sub,
-                &format!("message has {count} parts, not 2"),
-            ),
         });
         self.busy |= more;
-        self.publish(items, Input::Sub);
+        self.publish(items, input);
     }
 
     /// Subscribe (`\x01topic`) and unsubscribe (`\x00topic`) messages from the stats socket's subscribers.
