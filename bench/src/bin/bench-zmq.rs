@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use holdfast_bench::grip::{message, zmq_stream_frame};
+use holdfast_bench::grip::{zmq_stream_frame, zmq_stream_frame_into};
 use holdfast_bench::hub::{nanos_since, open_streams, secs_between, us, Cpu, Hub, Mode, Seen};
 use holdfast_bench::Options;
 
@@ -140,6 +140,29 @@ impl Publisher {
         }
     }
 
+    /// Sends one measured item, `message('m', seq, sent_ns, size)` as an `http-stream` item, built in
+    /// `buf` (reused) and copied into the socket's own message.
+    fn send_item(
+        &self,
+        buf: &mut Vec<u8>,
+        channel: &str,
+        seq: u64,
+        sent_ns: u64,
+        size: usize,
+    ) -> Result<(), zmq::Error> {
+        match self.input {
+            Input::Pull => {
+                zmq_stream_frame_into(buf, Some(channel), 'm', seq, sent_ns, size);
+                self.sock.send(&buf[..], 0)
+            }
+            Input::Sub => {
+                zmq_stream_frame_into(buf, None, 'm', seq, sent_ns, size);
+                self.sock.send(channel.as_bytes(), zmq::SNDMORE)?;
+                self.sock.send(&buf[..], 0)
+            }
+        }
+    }
+
     /// XPUB only: reads the subscription messages that have arrived and adds the subscribed
     /// channels to `subscribed`.
     fn take_subscriptions(&self, subscribed: &mut std::collections::HashSet<Vec<u8>>) {
@@ -184,14 +207,14 @@ fn publish(
         first: None,
         last: None,
     };
+    let mut buf = Vec::new();
     for seq in 0..items {
         let now = Instant::now();
         sent.first.get_or_insert(now);
-        let content = message('m', seq, nanos_since(epoch, now), size);
         let channel = channels
             .get((seq % channels.len().max(1) as u64) as usize)
             .map_or("", String::as_str);
-        match p.send(channel, &content) {
+        match p.send_item(&mut buf, channel, seq, nanos_since(epoch, now), size) {
             Ok(()) => sent.items += 1,
             Err(_) => sent.errors += 1,
         }
