@@ -10,27 +10,17 @@ use tikv_jemalloc_ctl::{Access, AsName};
 /// last release: smaller bursts leave too little in the cache to matter.
 pub const RELEASE_AFTER_CONNS: usize = 256;
 
-/// Empty the calling thread's allocator cache into its arena, and purge the arena's unused pages now rather
-/// than over its decay time (work jemalloc's background thread would do within a second anyway). Callers
-/// run it only when a burst has ended, at most once a period. Errors are ignored (in unit tests jemalloc
-/// is not the global allocator): this only gives memory back sooner.
+/// Empty the calling thread's allocator cache into its arena. The slabs that empties are purged by jemalloc's
+/// background thread within its decay time (1 s, `.cargo/config.toml`). Forcing that purge at once as well
+/// (rewriting `arena.<i>.dirty_decay_ms`) was tried and left the RSS after idle WebSocket bursts erratic,
+/// at times above what no release at all kept. Callers run this only when a burst has ended, at most once a
+/// period. Errors are ignored (in unit tests jemalloc is not the global allocator): this only gives memory
+/// back sooner.
 pub fn release_thread_cache() {
     let tcache = b"thread.tcache.enabled\0".name();
     // Disabling the cache flushes it; enabling it again starts an empty one.
     if matches!(Access::<bool>::read(tcache), Ok(true)) && tcache.write(false).is_ok() {
         let _ = tcache.write(true);
-    }
-    let Ok(arena) = Access::<u32>::read(b"thread.arena\0".name()) else {
-        return;
-    };
-    let Ok(mut decay) = b"arena.0.dirty_decay_ms\0".name().mib::<[usize; 3]>() else {
-        return;
-    };
-    decay[1] = arena as usize;
-    // Setting an arena's decay time (to the value it has) counts all its dirty pages as decayed: they are
-    // purged at once.
-    if let Ok(ms) = Access::<isize>::read(&decay) {
-        let _ = decay.write(ms);
     }
 }
 
