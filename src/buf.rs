@@ -58,6 +58,15 @@ pub fn trim_pool() {
     });
 }
 
+/// Free all of this thread's pooled buffers (a burst of connections has ended: see `crate::memory`).
+pub fn release_pool() {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        p.free = Vec::new();
+        p.low_water = 0;
+    });
+}
+
 /// A read buffer with a hard capacity. Bytes live in `data[start..end]`.
 #[derive(Debug)]
 pub struct InBuf {

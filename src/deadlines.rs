@@ -35,7 +35,11 @@ impl<K: Eq + Hash + Clone> FixedDelay<K> {
     where
         K: Borrow<Q>,
     {
-        self.due.remove(key).is_some()
+        let armed = self.due.remove(key).is_some();
+        if armed {
+            self.tidy();
+        }
+        armed
     }
 
     pub fn contains<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> bool
@@ -57,10 +61,27 @@ impl<K: Eq + Hash + Clone> FixedDelay<K> {
                 return Some(key);
             }
         }
+        self.tidy();
+        None
+    }
+
+    /// Give memory back once most keys are gone (after a burst of connections closed, say): the queue's
+    /// stale entries are dropped once they outnumber the armed keys, rather than kept until their time
+    /// comes (a whole refresh period), and tables mostly empty are shrunk. Each check is O(1); the O(n)
+    /// compaction runs only after n stale entries accumulated.
+    fn tidy(&mut self) {
+        if self.due.is_empty() {
+            self.queue.clear();
+        } else if self.queue.len() > 2 * self.due.len() + 64 {
+            let due = &self.due;
+            self.queue.retain(|(at, key)| due.get(key) == Some(at));
+        }
         if self.queue.capacity() > 4 * self.queue.len() + 64 {
             self.queue.shrink_to_fit();
         }
-        None
+        if self.due.capacity() > 4 * self.due.len() + 64 {
+            self.due.shrink_to_fit();
+        }
     }
 
     /// When `pop_due` may next have a key (possibly a stale entry's time: early, never late).
@@ -110,5 +131,37 @@ mod tests {
         f.start("c", t0);
         assert_eq!(f.pop_due(t0 + D), Some("c"));
         assert_eq!(f.pop_due(t0 + D), None);
+    }
+
+    #[test]
+    fn cancelled_keys_give_their_queue_entries_and_table_memory_back() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut f = FixedDelay::new(D);
+        for i in 0..1000u64 {
+            f.start(i, t0 + ms(i));
+        }
+        // Cancel all but every tenth key: stale entries are compacted away as they pile up.
+        for i in (0..1000).filter(|i| i % 10 != 0) {
+            assert!(f.cancel(&i));
+        }
+        assert_eq!(f.due.len(), 100);
+        assert!(f.queue.len() <= 2 * 100 + 64, "{} queued", f.queue.len());
+        // The keys left still fall due in order.
+        for i in (0..1000).step_by(10) {
+            assert_eq!(f.pop_due(t0 + D + ms(999)), Some(i));
+        }
+        assert_eq!(f.pop_due(t0 + D + ms(999)), None);
+        // Once every key is gone, so are the queue and the spare capacity.
+        for i in 0..1000u64 {
+            f.start(i, t0);
+        }
+        for i in 0..1000u64 {
+            assert!(f.cancel(&i));
+        }
+        assert!(f.queue.is_empty());
+        assert!(f.queue.capacity() <= 64 && f.due.capacity() <= 64);
+        f.start(7, t0);
+        assert_eq!(f.pop_due(t0 + D), Some(7));
     }
 }

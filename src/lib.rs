@@ -12,6 +12,7 @@ pub mod deadlines;
 pub mod grip;
 pub mod http1;
 pub mod logging;
+pub mod memory;
 pub mod proxy;
 pub mod publish;
 pub mod publish_cli;

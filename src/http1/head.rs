@@ -337,6 +337,15 @@ fn recycled_headers() -> Vec<Header> {
         .unwrap_or_default()
 }
 
+/// Free this thread's pooled header lists (a burst of connections has ended: see `crate::memory`).
+pub fn release_header_pool() {
+    let _ = HEADER_LISTS.try_with(|lists| {
+        if let Ok(mut lists) = lists.try_borrow_mut() {
+            *lists = Vec::new();
+        }
+    });
+}
+
 /// Gives a dropped head's field storage back to this thread's pool, unless it is unusually large.
 fn recycle_headers(mut headers: Vec<Header>) {
     if headers.capacity() == 0 || headers.capacity() > RECYCLE_FIELDS_MAX {

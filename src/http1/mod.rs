@@ -25,8 +25,8 @@ pub use encode::{
 };
 pub use framing::{request_body_kind, response_body_kind, BodyKind, FramingError};
 pub use head::{
-    parse_request_head, parse_response_head, HeadError, HeadLimits, RequestHead, ResponseHead,
-    HEADERS_MAX, HEAD_SIZE_MAX, URI_SIZE_MAX,
+    parse_request_head, parse_response_head, release_header_pool, HeadError, HeadLimits,
+    RequestHead, ResponseHead, HEADERS_MAX, HEAD_SIZE_MAX, URI_SIZE_MAX,
 };
 pub use headers::{
     connection_tokens, header_has_token, header_value, header_value_str, is_hop_by_hop,

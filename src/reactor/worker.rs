@@ -181,6 +181,8 @@ pub struct Worker {
     /// connections: both moved into the shared metrics once per loop.
     io: Arc<IoCounters>,
     local: LocalStats,
+    /// When a burst of this worker's connections has ended, so its allocator cache is given back.
+    burst_end: crate::memory::BurstEnd,
 }
 
 /// A backend socket's registration: who owns it now.
@@ -276,6 +278,7 @@ impl Worker {
             reporter: Reporter::new(reporting),
             io: Arc::new(IoCounters::default()),
             local: LocalStats::default(),
+            burst_end: crate::memory::BurstEnd::default(),
         })
     }
 
@@ -404,6 +407,7 @@ impl Worker {
     fn create_sessions(&mut self, now: Instant) {
         for (mut sock, peer, kind) in std::mem::take(&mut self.accepted) {
             let _ = sock.set_nodelay(true);
+            self.burst_end.note(self.conns.len() + 1);
             let entry = self.conns.vacant_entry();
             let key = entry.key();
             self.next_generation = self.next_generation.wrapping_add(1);
@@ -798,6 +802,11 @@ impl Worker {
             self.work.shrink_to_fit();
         }
         self.shared.shrink_tables();
+        if self.burst_end.ended(self.conns.len()) {
+            crate::buf::release_pool();
+            crate::http1::release_header_pool();
+            crate::memory::release_thread_cache();
+        }
     }
 
     fn finished(&self, now: Instant) -> bool {

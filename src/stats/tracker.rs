@@ -302,6 +302,7 @@ impl Tracker {
 
         if now >= self.next_activity {
             self.next_activity = now + ACTIVITY_EVERY;
+            self.shrink_tables();
             let count = snap.requests.saturating_sub(self.last_requests);
             self.last_requests = snap.requests;
             // Requests on routes with an explicit id are reported under their route, the rest without one.
@@ -330,6 +331,17 @@ impl Tracker {
         }
         if now >= self.next_report {
             self.report(now, snap);
+        }
+    }
+
+    /// Give back the memory of tables left mostly empty after a burst of connections or subscriptions
+    /// ended (15,000 connections leave several MiB of table behind otherwise).
+    fn shrink_tables(&mut self) {
+        if self.conns.capacity() > 4 * self.conns.len() + 64 {
+            self.conns.shrink_to_fit();
+        }
+        if self.subs.capacity() > 4 * self.subs.len() + 64 {
+            self.subs.shrink_to_fit();
         }
     }
 

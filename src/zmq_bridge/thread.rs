@@ -273,6 +273,7 @@ pub fn start(s: &Settings, shared: Arc<Shared>) -> Result<Option<BridgeHandle>, 
         next_request: 1,
         complaints: Complaints::default(),
         busy: false,
+        burst_end: crate::memory::BurstEnd::default(),
     };
     let thread = std::thread::Builder::new()
         .name("zmq-bridge".into())
@@ -333,6 +334,8 @@ struct Bridge {
     complaints: Complaints,
     /// A socket had more than its budget: poll again without sleeping.
     busy: bool,
+    /// When a burst of connections has ended, so this thread's allocator cache (their ids, events) is given back.
+    burst_end: crate::memory::BurstEnd,
     _ctx: zmq::Context,
 }
 
@@ -730,6 +733,9 @@ impl Bridge {
             counters,
         };
         self.tracker.tick(now, &snap);
+        if self.burst_end.ended(self.tracker.connections()) {
+            crate::memory::release_thread_cache();
+        }
         let frames = self.tracker.take_frames();
         let Some(sock) = &self.stats else { return };
         for f in frames {
