@@ -2,9 +2,12 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// How many arguments a command line may have; the bench tools take a handful.
 pub const ARGS_MAX: usize = 64;
+/// Longest duration option the tools accept, in seconds.
+const SECONDS_MAX: f64 = 24.0 * 3600.0;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArgError {
@@ -84,6 +87,15 @@ impl Options {
 
     pub fn flag(&self, name: &str) -> bool {
         self.flags.iter().any(|n| n == name)
+    }
+
+    /// The value of `name` as a duration in (fractional) seconds, `default` when not given; at most a day.
+    pub fn seconds(&self, name: &str, default: f64) -> Result<Duration, String> {
+        let s: f64 = self.number(name, default).map_err(|e| e.to_string())?;
+        if !(0.0..=SECONDS_MAX).contains(&s) {
+            return Err(format!("{name} must be between 0 and {SECONDS_MAX}"));
+        }
+        Ok(Duration::from_secs_f64(s))
     }
 
     /// The value of `name` parsed as `T`, or `default` when it was not given.

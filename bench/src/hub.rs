@@ -508,6 +508,32 @@ impl Hub {
     }
 
     /// Runs until `done` says so or `deadline` passes; sweeps for timeouts every tick.
+    /// Whether a measured publish phase is over: every expected message arrived (or no stream is left),
+    /// or, once sending ended at `sent_at`, nothing arrived for `quiet` or `drain_max` passed since.
+    pub fn deliveries_done(
+        &self,
+        expected: u64,
+        sent_at: Option<Instant>,
+        now: Instant,
+        quiet: Duration,
+        drain_max: Duration,
+    ) -> bool {
+        let Some(seen) = self.ctx.seen.as_ref() else {
+            return true;
+        };
+        if seen.unique >= expected || self.ctx.live == 0 {
+            return true;
+        }
+        match sent_at {
+            None => false,
+            Some(at) => {
+                let last = seen.last_at.unwrap_or(at).max(at);
+                now.saturating_duration_since(last) >= quiet
+                    || now.saturating_duration_since(at) >= drain_max
+            }
+        }
+    }
+
     pub fn run_until(
         &mut self,
         deadline: Instant,
@@ -756,6 +782,22 @@ pub struct CpuSample {
 }
 
 impl Cpu {
+    /// `--proxy-pid` (whose process tree is measured; none: proxy CPU unknown) and `--clk-tck` (100).
+    pub fn from_options(opts: &crate::Options) -> Result<Cpu, String> {
+        Ok(Cpu {
+            proxy_pid: opts
+                .value("--proxy-pid")
+                .map(|p| {
+                    p.parse()
+                        .map_err(|_| format!("--proxy-pid: cannot use {p:?}"))
+                })
+                .transpose()?,
+            clk_tck: opts
+                .number("--clk-tck", 100u64)
+                .map_err(|e| e.to_string())?,
+        })
+    }
+
     pub fn sample(&self) -> CpuSample {
         let proxy = self
             .proxy_pid

@@ -42,7 +42,6 @@ const BATCH_MAX: usize = 10_000;
 const REPLY_MAX: usize = 64 * 1024;
 /// Priming publishes before giving up on streams that have not received one.
 const PRIME_ROUNDS_MAX: u32 = 3;
-const SECONDS_MAX: f64 = 24.0 * 3600.0;
 
 const USAGE: &str = "usage: bench-fanout --scenario fanout|idle|longpoll --target IP:PORT
         [--control IP:PORT] [--path /stream] [--channel bench] [--subscribers 5000]
@@ -343,20 +342,7 @@ fn fanout(s: &Settings) -> Result<String, String> {
             if published_at.is_none() && publishers.iter().all(|p| p.is_finished()) {
                 published_at = Some(now);
             }
-            let Some(seen) = h.ctx.seen.as_ref() else {
-                return true;
-            };
-            if seen.unique >= expected || h.ctx.live == 0 {
-                return true;
-            }
-            match published_at {
-                None => false,
-                Some(at) => {
-                    let last = seen.last_at.unwrap_or(at).max(at);
-                    now.saturating_duration_since(last) >= quiet
-                        || now.saturating_duration_since(at) >= drain_max
-                }
-            }
+            h.deliveries_done(expected, published_at, now, quiet, drain_max)
         })
         .map_err(|e| format!("poll failed: {e}"))?;
     let cpu_end = s.cpu.sample();
@@ -567,14 +553,6 @@ fn longpoll(s: &Settings) -> Result<String, String> {
 
 // --- command line ----------------------------------------------------------------------------
 
-fn seconds(opts: &Options, name: &str, default: f64) -> Result<Duration, String> {
-    let s: f64 = opts.number(name, default).map_err(|e| e.to_string())?;
-    if !(0.0..=SECONDS_MAX).contains(&s) {
-        return Err(format!("{name} must be between 0 and {SECONDS_MAX}"));
-    }
-    Ok(Duration::from_secs_f64(s))
-}
-
 fn addr(opts: &Options, name: &str) -> Result<Option<SocketAddr>, String> {
     opts.value(name)
         .map(|t| {
@@ -652,32 +630,21 @@ fn run() -> Result<(), String> {
         open_attempts: opts
             .number("--open-attempts", 3u32)
             .map_err(|e| e.to_string())?,
-        open_timeout: seconds(&opts, "--open-timeout", 30.0)?,
-        open_max: seconds(&opts, "--open-max", 300.0)?,
-        prime_timeout: seconds(&opts, "--prime-timeout", 30.0)?,
-        quiet: seconds(&opts, "--quiet", 5.0)?,
-        drain_max: seconds(&opts, "--drain-max", 120.0)?,
+        open_timeout: opts.seconds("--open-timeout", 30.0)?,
+        open_max: opts.seconds("--open-max", 300.0)?,
+        prime_timeout: opts.seconds("--prime-timeout", 30.0)?,
+        quiet: opts.seconds("--quiet", 5.0)?,
+        drain_max: opts.seconds("--drain-max", 120.0)?,
         ready_file: opts.value("--ready-file").map(str::to_string),
         release_file: opts.value("--release-file").map(str::to_string),
-        hold_max: seconds(&opts, "--hold-max", 300.0)?,
+        hold_max: opts.seconds("--hold-max", 300.0)?,
         clients: num("--clients", 500)?,
-        duration: seconds(&opts, "--duration", 10.0)?,
-        warmup: seconds(&opts, "--warmup", 1.0)?,
+        duration: opts.seconds("--duration", 10.0)?,
+        warmup: opts.seconds("--warmup", 1.0)?,
         batch: num("--batch", 100)?,
-        round_gap: seconds(&opts, "--round-gap", 0.0)?,
-        timeout: seconds(&opts, "--timeout", 10.0)?,
-        cpu: Cpu {
-            proxy_pid: opts
-                .value("--proxy-pid")
-                .map(|p| {
-                    p.parse()
-                        .map_err(|_| format!("--proxy-pid: cannot use {p:?}"))
-                })
-                .transpose()?,
-            clk_tck: opts
-                .number("--clk-tck", 100u64)
-                .map_err(|e| e.to_string())?,
-        },
+        round_gap: opts.seconds("--round-gap", 0.0)?,
+        timeout: opts.seconds("--timeout", 10.0)?,
+        cpu: Cpu::from_options(&opts)?,
         epoch: Instant::now(),
     };
     let s = &settings;

@@ -33,11 +33,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use holdfast_bench::grip::{message, parse_line, publish_request, ws_items};
+use holdfast_bench::hub::Cpu;
 use holdfast_bench::ws::{
     check_handshake, client_handshake, head_end, write_frame, ClientReader, Incoming,
     CLIENT_HEAD_MAX, OP_CLOSE, OP_PONG, OP_TEXT,
 };
-use holdfast_bench::{procfs, Histogram, Line, Options, ResponseFramer};
+use holdfast_bench::{Histogram, Line, Options, ResponseFramer};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
@@ -66,7 +67,6 @@ const TICK: Duration = Duration::from_millis(10);
 const RECONNECT_DELAY: Duration = Duration::from_millis(20);
 /// Output buffer capacity kept once it has been written out.
 const OUT_KEEP: usize = 4096;
-const SECONDS_MAX: f64 = 24.0 * 3600.0;
 /// Loopback source addresses client sockets are spread over.
 const SOURCE_ADDRS: usize = 64;
 
@@ -927,52 +927,6 @@ fn publish_lane(ctl: Arc<Control>, epoch: Instant, l: Lane) -> PublishTally {
     tally
 }
 
-// --- CPU ---------------------------------------------------------------------------------------
-
-struct Cpu {
-    proxy_pid: Option<u32>,
-    clk_tck: u64,
-}
-
-#[derive(Clone, Copy)]
-struct CpuSample {
-    proxy: Option<u64>,
-    client: Option<u64>,
-}
-
-impl Cpu {
-    fn sample(&self) -> CpuSample {
-        let proxy = self
-            .proxy_pid
-            .and_then(|pid| procfs::tree_ticks(&procfs::read_all(), pid));
-        CpuSample {
-            proxy,
-            client: procfs::self_ticks(),
-        }
-    }
-
-    /// `"proxy_cpu_s":..,"client_cpu_s":..` between two samples (null when unknown).
-    fn json(&self, a: CpuSample, b: CpuSample) -> (String, Option<f64>) {
-        let secs = |x: Option<u64>, y: Option<u64>| match (x, y) {
-            (Some(x), Some(y)) if self.clk_tck > 0 => {
-                Some(y.saturating_sub(x) as f64 / self.clk_tck as f64)
-            }
-            _ => None,
-        };
-        let proxy = secs(a.proxy, b.proxy);
-        let client = secs(a.client, b.client);
-        let fmt = |v: Option<f64>| v.map_or("null".to_string(), |s| format!("{s:.2}"));
-        (
-            format!(
-                "\"proxy_cpu_s\":{},\"client_cpu_s\":{}",
-                fmt(proxy),
-                fmt(client)
-            ),
-            proxy,
-        )
-    }
-}
-
 // --- scenarios -------------------------------------------------------------------------------
 
 struct Settings {
@@ -1450,14 +1404,6 @@ fn idle(s: &Settings) -> Result<String, String> {
 
 // --- command line ----------------------------------------------------------------------------
 
-fn seconds(opts: &Options, name: &str, default: f64) -> Result<Duration, String> {
-    let s: f64 = opts.number(name, default).map_err(|e| e.to_string())?;
-    if !(0.0..=SECONDS_MAX).contains(&s) {
-        return Err(format!("{name} must be between 0 and {SECONDS_MAX}"));
-    }
-    Ok(Duration::from_secs_f64(s))
-}
-
 fn addr(opts: &Options, name: &str) -> Result<Option<SocketAddr>, String> {
     opts.value(name)
         .map(|t| {
@@ -1544,9 +1490,9 @@ fn run() -> Result<(), String> {
         clients: num("--clients", default_clients)?,
         threads: num("--threads", 1)?,
         size: num("--size", default_size)?,
-        duration: seconds(&opts, "--duration", 10.0)?,
-        warmup: seconds(&opts, "--warmup", 2.0)?,
-        timeout: seconds(&opts, "--timeout", 5.0)?,
+        duration: opts.seconds("--duration", 10.0)?,
+        warmup: opts.seconds("--warmup", 2.0)?,
+        timeout: opts.seconds("--timeout", 5.0)?,
         publishes: opts
             .number("--publishes", 200u64)
             .map_err(|e| e.to_string())?,
@@ -1556,27 +1502,16 @@ fn run() -> Result<(), String> {
         open_attempts: opts
             .number("--open-attempts", default_attempts)
             .map_err(|e| e.to_string())?,
-        open_timeout: seconds(&opts, "--open-timeout", 30.0)?,
-        open_max: seconds(&opts, "--open-max", 300.0)?,
-        prime_timeout: seconds(&opts, "--prime-timeout", 60.0)?,
-        prime_interval: seconds(&opts, "--prime-interval", 2.0)?,
-        quiet: seconds(&opts, "--quiet", 5.0)?,
-        drain_max: seconds(&opts, "--drain-max", 120.0)?,
+        open_timeout: opts.seconds("--open-timeout", 30.0)?,
+        open_max: opts.seconds("--open-max", 300.0)?,
+        prime_timeout: opts.seconds("--prime-timeout", 60.0)?,
+        prime_interval: opts.seconds("--prime-interval", 2.0)?,
+        quiet: opts.seconds("--quiet", 5.0)?,
+        drain_max: opts.seconds("--drain-max", 120.0)?,
         ready_file: opts.value("--ready-file").map(str::to_string),
         release_file: opts.value("--release-file").map(str::to_string),
-        hold_max: seconds(&opts, "--hold-max", 300.0)?,
-        cpu: Cpu {
-            proxy_pid: opts
-                .value("--proxy-pid")
-                .map(|p| {
-                    p.parse()
-                        .map_err(|_| format!("--proxy-pid: cannot use {p:?}"))
-                })
-                .transpose()?,
-            clk_tck: opts
-                .number("--clk-tck", 100u64)
-                .map_err(|e| e.to_string())?,
-        },
+        hold_max: opts.seconds("--hold-max", 300.0)?,
+        cpu: Cpu::from_options(&opts)?,
         epoch: Instant::now(),
     };
     let s = &settings;

@@ -37,7 +37,6 @@ const SEEN_BITS_MAX: u64 = 1 << 31;
 const CONCURRENCY_MAX: usize = 20_000;
 const OPEN_ATTEMPTS_MAX: u32 = 10;
 const SIZE_MAX: usize = 16 * 1024;
-const SECONDS_MAX: f64 = 24.0 * 3600.0;
 /// How often an unanswered priming item is published again.
 const PRIME_EVERY: Duration = Duration::from_secs(1);
 /// How long a PUSH or XPUB socket may keep unsent items when it closes.
@@ -348,20 +347,7 @@ sending {} items over {}",
             if sent_at.is_none() && sender.is_finished() {
                 sent_at = Some(now);
             }
-            let Some(seen) = h.ctx.seen.as_ref() else {
-                return true;
-            };
-            if seen.unique >= expected || h.ctx.live == 0 {
-                return true;
-            }
-            match sent_at {
-                None => false,
-                Some(at) => {
-                    let last = seen.last_at.unwrap_or(at).max(at);
-                    now.saturating_duration_since(last) >= quiet
-                        || now.saturating_duration_since(at) >= drain_max
-                }
-            }
+            h.deliveries_done(expected, sent_at, now, quiet, drain_max)
         })
         .map_err(|e| format!("poll failed: {e}"))?;
     let cpu_end = s.cpu.sample();
@@ -447,14 +433,6 @@ fn stream_request(s: &Settings, channel: &str) -> Vec<u8> {
 
 // --- command line ----------------------------------------------------------------------------
 
-fn seconds(opts: &Options, name: &str, default: f64) -> Result<Duration, String> {
-    let s: f64 = opts.number(name, default).map_err(|e| e.to_string())?;
-    if !(0.0..=SECONDS_MAX).contains(&s) {
-        return Err(format!("{name} must be between 0 and {SECONDS_MAX}"));
-    }
-    Ok(Duration::from_secs_f64(s))
-}
-
 fn plain(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 128
@@ -536,23 +514,12 @@ fn parse_settings() -> Result<Option<Settings>, String> {
         open_attempts: opts
             .number("--open-attempts", 3u32)
             .map_err(|e| e.to_string())?,
-        open_timeout: seconds(&opts, "--open-timeout", 30.0)?,
-        open_max: seconds(&opts, "--open-max", 300.0)?,
-        prime_timeout: seconds(&opts, "--prime-timeout", 60.0)?,
-        quiet: seconds(&opts, "--quiet", 30.0)?,
-        drain_max: seconds(&opts, "--drain-max", 300.0)?,
-        cpu: Cpu {
-            proxy_pid: opts
-                .value("--proxy-pid")
-                .map(|p| {
-                    p.parse()
-                        .map_err(|_| format!("--proxy-pid: cannot use {p:?}"))
-                })
-                .transpose()?,
-            clk_tck: opts
-                .number("--clk-tck", 100u64)
-                .map_err(|e| e.to_string())?,
-        },
+        open_timeout: opts.seconds("--open-timeout", 30.0)?,
+        open_max: opts.seconds("--open-max", 300.0)?,
+        prime_timeout: opts.seconds("--prime-timeout", 60.0)?,
+        quiet: opts.seconds("--quiet", 30.0)?,
+        drain_max: opts.seconds("--drain-max", 300.0)?,
+        cpu: Cpu::from_options(&opts)?,
         epoch: Instant::now(),
     };
     if s.streams == 0 || s.streams > STREAMS_MAX {
