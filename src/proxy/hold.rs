@@ -334,7 +334,7 @@ impl Hold {
         subscribed: &dyn Fn(&str) -> bool,
         out: &mut OutBuf,
     ) -> bool {
-        if !self.queue.is_empty() || self.finished || self.retry || out.len() >= OUT_QUEUE_MAX {
+        if !self.queue.is_empty() || self.retry || out.len() >= OUT_QUEUE_MAX {
             return self.deliver(item, channel, subscribed);
         }
         let Some(taken) = self.accept(item, channel, subscribed) else {
