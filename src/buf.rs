@@ -1,7 +1,11 @@
 //! Bounded byte buffers for sockets.
 //!
-//! `InBuf` is what a socket reads into: a fixed capacity decided by its owner, allocated on first use and
-//! given back when empty, so an idle connection (for example a held stream) costs no buffer memory.
+//! `InBuf` is what a socket reads into: a hard capacity decided by its owner, allocated on first use and
+//! given back when empty, so an idle connection (for example a held stream) costs no buffer memory. It starts
+//! at `FIRST_ALLOC` bytes and grows toward its capacity only when a read fills it: most requests and backend
+//! heads fit the first allocation, so a burst of new connections does not carve one 32 KiB block per
+//! connection out of the allocator (each such block is its own jemalloc extent, whose bookkeeping outlives
+//! the burst: see `crate::memory`).
 //! `OutBuf` collects bytes to write; its owner checks `len()` against its own limit before producing more,
 //! which is how backpressure reaches the side that produces the bytes.
 
@@ -13,6 +17,13 @@ use std::io::{self, Read, Write};
 /// returns to the baseline once load is gone.
 const POOL_BUFFERS_MAX: usize = 64;
 
+/// First allocation of a read buffer. 3,584 bytes is a jemalloc size class with eight buffers to a slab,
+/// where 4,096 would take one slab (and one extent record) per buffer.
+const FIRST_ALLOC: usize = 3584;
+
+/// Factor by which a full read buffer grows, up to its capacity (3.5 KiB, 14 KiB, then the cap).
+const GROWTH: usize = 4;
+
 struct Pool {
     free: Vec<Vec<u8>>,
     /// The fewest buffers the pool held since the last trim: that many were not needed during the period.
@@ -23,18 +34,20 @@ thread_local! {
     static POOL: RefCell<Pool> = const { RefCell::new(Pool { free: Vec::new(), low_water: 0 }) };
 }
 
-fn pool_take(cap: usize) -> Vec<u8> {
+/// A zeroed buffer of at least `want` and at most `cap` bytes: a pooled one (a keep-alive connection gets
+/// back the large buffer its previous request grew) or a new one of `want` bytes.
+fn pool_take(want: usize, cap: usize) -> Vec<u8> {
     POOL.with(|p| {
         let mut p = p.borrow_mut();
         let found = p
             .free
             .iter()
-            .rposition(|v| v.len() == cap)
+            .rposition(|v| (want..=cap).contains(&v.len()))
             .map(|i| p.free.swap_remove(i));
         p.low_water = p.low_water.min(p.free.len());
         found
     })
-    .unwrap_or_else(|| vec![0; cap])
+    .unwrap_or_else(|| vec![0; want])
 }
 
 fn pool_give(buf: Vec<u8>) {
@@ -123,11 +136,19 @@ impl InBuf {
 
     /// Append bytes that were read elsewhere; returns how many fitted.
     pub fn extend(&mut self, bytes: &[u8]) -> usize {
-        let spare = self.spare();
-        let n = bytes.len().min(spare.len());
-        spare[..n].copy_from_slice(&bytes[..n]);
-        self.end += n;
-        n
+        let mut done = 0;
+        // More than one step when the buffer grows (or compacts) on the way.
+        while done < bytes.len() {
+            let spare = self.spare();
+            let n = (bytes.len() - done).min(spare.len());
+            if n == 0 {
+                break;
+            }
+            spare[..n].copy_from_slice(&bytes[done..done + n]);
+            self.end += n;
+            done += n;
+        }
+        done
     }
 
     /// Free the memory of an empty buffer (idle connections keep none).
@@ -170,25 +191,31 @@ impl InBuf {
     }
 
     fn spare(&mut self) -> &mut [u8] {
-        if self.data.len() < self.cap {
-            // Allocated once at full size (or taken from the pool) so reads never re-zero memory.
-            self.data = pool_take(self.cap);
+        if self.data.is_empty() {
+            // Taken at a fixed size (or from the pool) so reads never re-zero memory.
+            self.data = pool_take(self.cap.min(FIRST_ALLOC), self.cap);
             self.start = 0;
             self.end = 0;
         }
-        if self.end == self.cap && self.start > 0 {
-            // Compact: move the unread tail to the front so the free space is contiguous.
-            self.data.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+        if self.end == self.data.len() {
+            if self.start > 0 {
+                // Compact: move the unread tail to the front so the free space is contiguous.
+                self.data.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.data.len() < self.cap {
+                let grown = (self.data.len() * GROWTH).min(self.cap);
+                self.data.resize(grown, 0);
+            }
         }
-        &mut self.data[self.end..self.cap]
+        let allocated = self.data.len();
+        &mut self.data[self.end..allocated]
     }
 }
 
 impl Drop for InBuf {
     fn drop(&mut self) {
-        if self.data.len() == self.cap && self.cap > 0 {
+        if !self.data.is_empty() {
             pool_give(std::mem::take(&mut self.data));
         }
     }
@@ -358,6 +385,73 @@ mod tests {
         let (n, drained) = b.read_some(&mut more).unwrap();
         assert_eq!((n, drained), (4, false), "compacted, then the rest");
         assert_eq!(b.data(), b"efghijkl");
+    }
+
+    #[test]
+    fn inbuf_starts_small_and_grows_to_its_cap_only_as_reads_fill_it() {
+        release_pool();
+        let cap = 32 * 1024;
+        let mut b = InBuf::new(cap);
+        let mut head: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        b.read_some(&mut head).unwrap();
+        assert_eq!(
+            b.data.len(),
+            FIRST_ALLOC,
+            "a short request takes the small first buffer"
+        );
+        let body = vec![7u8; 40 * 1024];
+        let mut src: &[u8] = &body;
+        let mut reads = Vec::new();
+        loop {
+            let (n, _) = b.read_some(&mut src).unwrap();
+            if n == 0 {
+                break;
+            }
+            reads.push(b.data.len());
+        }
+        assert!(b.is_full());
+        assert_eq!(b.len(), cap);
+        assert_eq!(reads.first(), Some(&FIRST_ALLOC));
+        assert!(
+            reads.contains(&(FIRST_ALLOC * GROWTH)),
+            "grew by steps: {reads:?}"
+        );
+        assert_eq!(b.data.len(), cap, "never past the cap");
+        assert_eq!(
+            &b.data()[..head_len()],
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+        );
+        // Back in the pool at its grown size, and handed to the next buffer that asks for at most that.
+        b.consume(cap);
+        b.release_if_empty();
+        let mut c = InBuf::new(cap);
+        c.extend(b"x");
+        assert_eq!(
+            c.data.len(),
+            cap,
+            "a keep-alive connection gets the grown buffer back"
+        );
+        let mut small = InBuf::new(1000);
+        small.extend(b"y");
+        assert_eq!(
+            small.data.len(),
+            1000,
+            "never a pooled buffer larger than the cap"
+        );
+        release_pool();
+    }
+
+    fn head_len() -> usize {
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".len()
+    }
+
+    #[test]
+    fn extend_fills_past_the_first_allocation_up_to_the_cap() {
+        let mut b = InBuf::new(10_000);
+        let bytes = vec![1u8; 12_000];
+        assert_eq!(b.extend(&bytes), 10_000);
+        assert!(b.is_full());
+        assert_eq!(b.extend(b"more"), 0);
     }
 
     #[test]
