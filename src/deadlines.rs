@@ -69,6 +69,15 @@ impl<K: Eq + Hash + Clone> FixedDelay<K> {
     /// stale entries are dropped once they outnumber the armed keys, rather than kept until their time
     /// comes (a whole refresh period), and tables mostly empty are shrunk. Each check is O(1); the O(n)
     /// compaction runs only after n stale entries accumulated.
+    /// After a burst: drop the stale queue entries and give every table its exact size now, so no table
+    /// allocated mid-burst stays where the burst's objects were (see `crate::memory`).
+    pub fn compact(&mut self) {
+        let due = &self.due;
+        self.queue.retain(|(at, key)| due.get(key) == Some(at));
+        self.queue.shrink_to_fit();
+        self.due.shrink_to_fit();
+    }
+
     fn tidy(&mut self) {
         if self.due.is_empty() {
             self.queue.clear();

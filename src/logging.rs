@@ -194,6 +194,9 @@ pub fn info_line(args: std::fmt::Arguments<'_>) {
             return;
         };
         line.clear();
+        // Sized once, at the first line (before any burst), so the buffer does not regrow into a slab that
+        // a burst's connections fill and then leave to it alone (see `crate::memory`).
+        line.reserve(LINE_FIRST);
         line.extend_from_slice(b"[INFO] ");
         push_timestamp(SystemTime::now(), &mut line);
         line.push(b' ');
@@ -205,6 +208,9 @@ pub fn info_line(args: std::fmt::Arguments<'_>) {
         }
     });
 }
+
+/// Capacity of a thread's line buffer: room for an access-log line with a long path.
+const LINE_FIRST: usize = 1024;
 
 /// A formatted line longer than this does not keep its buffer.
 const LINE_KEEP_MAX: usize = 4096;

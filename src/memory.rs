@@ -3,6 +3,14 @@
 //! does so only as it keeps allocating, so once a burst of connections ends each idle worker's cache pins
 //! part-empty slabs (about 1 MiB over the threads after 15,000 held streams closed). A thread that sees a
 //! burst end calls `release_thread_cache`.
+//!
+//! The same thread first compacts its long-lived tables (`compact` on subscriptions, the stats tracker and
+//! its refresh queues): a table that grew mid-burst was reallocated into a slab that then filled with
+//! per-connection objects, and once those are gone it alone keeps the whole slab (up to 28 KiB) resident.
+//! Reallocated after the burst, it lands in an older, fuller slab. What jemalloc keeps whatever we do is
+//! its extent records (128 bytes per slab or large block the burst had at once, never returned): the
+//! read buffers start small (`crate::buf`) and the smallest size classes use four-page slabs
+//! (`.cargo/config.toml`) so a burst needs fewer of them.
 
 use tikv_jemalloc_ctl::{Access, AsName};
 

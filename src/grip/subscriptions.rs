@@ -90,6 +90,14 @@ impl Subscriptions {
         }
     }
 
+    /// After a burst: the channel table and every member set at their exact size (see `crate::memory`).
+    pub fn compact(&mut self) {
+        self.channels.shrink_to_fit();
+        for set in self.channels.values_mut() {
+            set.shrink_to_fit();
+        }
+    }
+
     pub fn is_subscribed(&self, channel: &str, conn: ConnRef) -> bool {
         self.channels
             .get(channel)

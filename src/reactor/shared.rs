@@ -107,6 +107,11 @@ impl Shared {
         }
     }
 
+    /// After a burst: the channel table at its exact size (see `crate::memory`).
+    pub(super) fn compact_tables(&self) {
+        lock(&self.channel_workers).shrink_to_fit();
+    }
+
     /// `POST /recover`: forget every channel's last id, so the next item of each channel is delivered whatever
     /// its prev-id says.
     pub fn recover(&self) {

@@ -803,6 +803,11 @@ impl Worker {
         }
         self.shared.shrink_tables();
         if self.burst_end.ended(self.conns.len()) {
+            self.subs.compact();
+            self.shared.compact_tables();
+            self.recently_updated.shrink_to_fit();
+            self.first_sub_updates.shrink_to_fit();
+            self.accepted.shrink_to_fit();
             crate::buf::release_pool();
             crate::http1::release_header_pool();
             crate::memory::release_thread_cache();

@@ -336,6 +336,14 @@ impl Tracker {
 
     /// Give back the memory of tables left mostly empty after a burst of connections or subscriptions
     /// ended (15,000 connections leave several MiB of table behind otherwise).
+    /// After a burst of connections: every table at its exact size (see `crate::memory`).
+    pub fn compact(&mut self) {
+        self.conns.shrink_to_fit();
+        self.subs.shrink_to_fit();
+        self.conn_refresh.compact();
+        self.sub_refresh.compact();
+    }
+
     fn shrink_tables(&mut self) {
         if self.conns.capacity() > 4 * self.conns.len() + 64 {
             self.conns.shrink_to_fit();

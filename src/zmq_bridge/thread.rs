@@ -734,6 +734,9 @@ impl Bridge {
         };
         self.tracker.tick(now, &snap);
         if self.burst_end.ended(self.tracker.connections()) {
+            self.tracker.compact();
+            self.refreshes.shrink_to_fit();
+            self.stats_topics.shrink_to_fit();
             crate::memory::release_thread_cache();
         }
         let frames = self.tracker.take_frames();
