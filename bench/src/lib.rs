@@ -9,6 +9,7 @@ pub mod framing;
 pub mod grip;
 pub mod histogram;
 pub mod hub;
+pub mod listen;
 pub mod procfs;
 pub mod stream;
 pub mod ws;

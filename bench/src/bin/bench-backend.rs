@@ -325,7 +325,7 @@ fn run() -> Result<(), String> {
     let addr: SocketAddr = format!("{bind}:{port}")
         .parse()
         .map_err(|_| format!("bad bind address {bind:?}"))?;
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    let listener = holdfast_bench::listen::listen(addr).map_err(|e| format!("bind {addr}: {e}"))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let mut handles = Vec::new();
     for i in 0..threads {
