@@ -3,6 +3,7 @@
 //! replaces a timer heap; re-arming or cancelling a key leaves its old queue entry behind, which is recognised
 //! as stale (its time is no longer the key's) and skipped when it reaches the front.
 
+use crate::memory::Fit;
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -37,7 +38,7 @@ impl<K: Eq + Hash + Clone> FixedDelay<K> {
     {
         let armed = self.due.remove(key).is_some();
         if armed {
-            self.tidy();
+            self.tidy(Fit::Loose);
         }
         armed
     }
@@ -61,34 +62,26 @@ impl<K: Eq + Hash + Clone> FixedDelay<K> {
                 return Some(key);
             }
         }
-        self.tidy();
+        self.tidy(Fit::Loose);
         None
     }
 
     /// Give memory back once most keys are gone (after a burst of connections closed, say): the queue's
     /// stale entries are dropped once they outnumber the armed keys, rather than kept until their time
     /// comes (a whole refresh period), and tables mostly empty are shrunk. Each check is O(1); the O(n)
-    /// compaction runs only after n stale entries accumulated.
-    /// After a burst: drop the stale queue entries and give every table its exact size now, so no table
-    /// allocated mid-burst stays where the burst's objects were (see `crate::memory`).
-    pub fn compact(&mut self) {
-        let due = &self.due;
-        self.queue.retain(|(at, key)| due.get(key) == Some(at));
-        self.queue.shrink_to_fit();
-        self.due.shrink_to_fit();
-    }
-
-    fn tidy(&mut self) {
+    /// compaction runs only after n stale entries accumulated. With `Fit::Exact` (a burst has ended) every
+    /// stale entry goes and both tables are reallocated at their size (see `crate::memory`).
+    pub fn tidy(&mut self, fit: Fit) {
         if self.due.is_empty() {
             self.queue.clear();
-        } else if self.queue.len() > 2 * self.due.len() + 64 {
+        } else if fit == Fit::Exact || self.queue.len() > 2 * self.due.len() + 64 {
             let due = &self.due;
             self.queue.retain(|(at, key)| due.get(key) == Some(at));
         }
-        if self.queue.capacity() > 4 * self.queue.len() + 64 {
+        if fit.shrinks(self.queue.capacity(), self.queue.len()) {
             self.queue.shrink_to_fit();
         }
-        if self.due.capacity() > 4 * self.due.len() + 64 {
+        if fit.shrinks(self.due.capacity(), self.due.len()) {
             self.due.shrink_to_fit();
         }
     }

@@ -4,8 +4,8 @@
 //! part-empty slabs (about 1 MiB over the threads after 15,000 held streams closed). A thread that sees a
 //! burst end calls `release_thread_cache`.
 //!
-//! The same thread first compacts its long-lived tables (`compact` on subscriptions, the stats tracker and
-//! its refresh queues): a table that grew mid-burst was reallocated into a slab that then filled with
+//! The same thread first fits its long-lived tables exactly (`Fit::Exact`: subscriptions, the stats tracker
+//! and its refresh queues): a table that grew mid-burst was reallocated into a slab that then filled with
 //! per-connection objects, and once those are gone it alone keeps the whole slab (up to 28 KiB) resident.
 //! Reallocated after the burst, it lands in an older, fuller slab. What jemalloc keeps whatever we do is
 //! its extent records (128 bytes per slab or large block the burst had at once, never returned): the
@@ -13,6 +13,26 @@
 //! (`.cargo/config.toml`) so a burst needs fewer of them.
 
 use tikv_jemalloc_ctl::{Access, AsName};
+
+/// How closely a long-lived table is fitted to what it holds when it is tidied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fit {
+    /// The periodic tidy: only a table far larger than its contents is shrunk (reallocation stays rare).
+    Loose,
+    /// A burst has just ended: every table is reallocated at its size now. One that grew mid-burst sits in
+    /// a slab the burst's connections filled, which it alone would keep resident once they are gone.
+    Exact,
+}
+
+impl Fit {
+    /// Whether a table with room for `capacity` entries, `len` of them used, is to be shrunk.
+    pub fn shrinks(self, capacity: usize, len: usize) -> bool {
+        match self {
+            Fit::Loose => capacity > 4 * len + 64,
+            Fit::Exact => true,
+        }
+    }
+}
 
 /// A thread calls `release_thread_cache` once its connections fell to half of this many or more since its
 /// last release: smaller bursts leave too little in the cache to matter.
@@ -90,6 +110,16 @@ mod tests {
         }
         assert!(b.ended(300));
         assert!(!b.ended(320));
+    }
+
+    #[test]
+    fn a_loose_fit_shrinks_only_far_oversized_tables_an_exact_fit_every_table() {
+        assert!(!Fit::Loose.shrinks(64, 0));
+        assert!(Fit::Loose.shrinks(65, 0));
+        assert!(!Fit::Loose.shrinks(464, 100));
+        assert!(Fit::Loose.shrinks(465, 100));
+        assert!(Fit::Exact.shrinks(3, 1));
+        assert!(Fit::Exact.shrinks(0, 0));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::memory::Fit;
+
 /// A connection of this worker: slab key and the generation of its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnRef {
@@ -78,23 +80,16 @@ impl Subscriptions {
         self.channels.get(channel).map_or(0, HashSet::len)
     }
 
-    /// Give back memory of tables that are mostly empty (called periodically, not on every unsubscribe).
-    pub fn shrink(&mut self) {
-        if self.channels.capacity() > 4 * self.channels.len() + 64 {
+    /// Give back memory of the channel table and member sets as `fit` says (called periodically, and when a
+    /// burst ends; not on every unsubscribe).
+    pub fn shrink(&mut self, fit: Fit) {
+        if fit.shrinks(self.channels.capacity(), self.channels.len()) {
             self.channels.shrink_to_fit();
         }
         for set in self.channels.values_mut() {
-            if set.capacity() > 4 * set.len() + 64 {
+            if fit.shrinks(set.capacity(), set.len()) {
                 set.shrink_to_fit();
             }
-        }
-    }
-
-    /// After a burst: the channel table and every member set at their exact size (see `crate::memory`).
-    pub fn compact(&mut self) {
-        self.channels.shrink_to_fit();
-        for set in self.channels.values_mut() {
-            set.shrink_to_fit();
         }
     }
 

@@ -11,6 +11,7 @@ use super::inbox::Inbox;
 use super::worker::WorkerMsg;
 use crate::control::ControlLimits;
 use crate::grip::Sequencer;
+use crate::memory::Fit;
 use crate::proxy::ProxyConfig;
 use crate::publish::Item;
 use crate::stats::{Input, Metrics, Snapshot, StatsEvent, Tally};
@@ -99,17 +100,12 @@ impl Shared {
         lock(&self.sequencer).take_conflict(channel, prev)
     }
 
-    /// Shrink shared tables that are mostly empty (after a burst of channels came and went).
-    pub(super) fn shrink_tables(&self) {
+    /// Shrink the shared channel table as `fit` says (after a burst of channels came and went).
+    pub(super) fn shrink_tables(&self, fit: Fit) {
         let mut counts = lock(&self.channel_workers);
-        if counts.capacity() > 4 * counts.len() + 64 {
+        if fit.shrinks(counts.capacity(), counts.len()) {
             counts.shrink_to_fit();
         }
-    }
-
-    /// After a burst: the channel table at its exact size (see `crate::memory`).
-    pub(super) fn compact_tables(&self) {
-        lock(&self.channel_workers).shrink_to_fit();
     }
 
     /// `POST /recover`: forget every channel's last id, so the next item of each channel is delivered whatever

@@ -9,6 +9,7 @@
 //! atomic). At the cap a worker stops accepting and leaves new connections in the kernel's backlog; it resumes
 //! as soon as a connection closes.
 
+use crate::memory::Fit;
 use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::io;
@@ -797,14 +798,17 @@ impl Worker {
             self.backend_slots.shrink_to_fit();
         }
         self.timers.shrink_if_empty();
-        self.subs.shrink();
         if self.work.capacity() > 4 * self.work.len() + 1024 {
             self.work.shrink_to_fit();
         }
-        self.shared.shrink_tables();
-        if self.burst_end.ended(self.conns.len()) {
-            self.subs.compact();
-            self.shared.compact_tables();
+        let fit = if self.burst_end.ended(self.conns.len()) {
+            Fit::Exact
+        } else {
+            Fit::Loose
+        };
+        self.subs.shrink(fit);
+        self.shared.shrink_tables(fit);
+        if fit == Fit::Exact {
             self.recently_updated.shrink_to_fit();
             self.first_sub_updates.shrink_to_fit();
             self.accepted.shrink_to_fit();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::{StatsEvent, Tally, Transport};
 use crate::config::StatsFormat;
 use crate::deadlines::FixedDelay;
+use crate::memory::Fit;
 use crate::publish::{tnetstring, Value};
 
 /// Every event type the tracker sends.
@@ -302,7 +303,7 @@ impl Tracker {
 
         if now >= self.next_activity {
             self.next_activity = now + ACTIVITY_EVERY;
-            self.shrink_tables();
+            self.shrink_tables(Fit::Loose);
             let count = snap.requests.saturating_sub(self.last_requests);
             self.last_requests = snap.requests;
             // Requests on routes with an explicit id are reported under their route, the rest without one.
@@ -335,22 +336,17 @@ impl Tracker {
     }
 
     /// Give back the memory of tables left mostly empty after a burst of connections or subscriptions
-    /// ended (15,000 connections leave several MiB of table behind otherwise).
-    /// After a burst of connections: every table at its exact size (see `crate::memory`).
-    pub fn compact(&mut self) {
-        self.conns.shrink_to_fit();
-        self.subs.shrink_to_fit();
-        self.conn_refresh.compact();
-        self.sub_refresh.compact();
-    }
-
-    fn shrink_tables(&mut self) {
-        if self.conns.capacity() > 4 * self.conns.len() + 64 {
+    /// ended (15,000 connections leave several MiB of table behind otherwise); with `Fit::Exact` (the
+    /// bridge saw the burst end) every table, refresh queues included, is reallocated at its size.
+    pub fn shrink_tables(&mut self, fit: Fit) {
+        if fit.shrinks(self.conns.capacity(), self.conns.len()) {
             self.conns.shrink_to_fit();
         }
-        if self.subs.capacity() > 4 * self.subs.len() + 64 {
+        if fit.shrinks(self.subs.capacity(), self.subs.len()) {
             self.subs.shrink_to_fit();
         }
+        self.conn_refresh.tidy(fit);
+        self.sub_refresh.tidy(fit);
     }
 
     fn refresh_conns(&mut self, now: Instant) {

@@ -734,7 +734,7 @@ impl Bridge {
         };
         self.tracker.tick(now, &snap);
         if self.burst_end.ended(self.tracker.connections()) {
-            self.tracker.compact();
+            self.tracker.shrink_tables(crate::memory::Fit::Exact);
             self.refreshes.shrink_to_fit();
             self.stats_topics.shrink_to_fit();
             crate::memory::release_thread_cache();
