@@ -162,6 +162,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_publish_phase_ends_when_all_arrived_or_quiet_or_drained() {
+        let t0 = Instant::now();
+        let (quiet, drain) = (Duration::from_secs(1), Duration::from_secs(10));
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        assert!(publish_phase_over(true, None, None, t0, quiet, drain));
+        assert!(
+            !publish_phase_over(false, None, None, s(100), quiet, drain),
+            "still sending"
+        );
+        assert!(!publish_phase_over(false, None, Some(t0), t0, quiet, drain));
+        assert!(
+            publish_phase_over(false, None, Some(t0), s(1), quiet, drain),
+            "quiet since sending ended"
+        );
+        assert!(
+            !publish_phase_over(false, Some(s(5)), Some(t0), s(5), quiet, drain),
+            "progress"
+        );
+        assert!(
+            publish_phase_over(false, Some(s(10)), Some(t0), s(10), quiet, drain),
+            "drain_max"
+        );
+    }
+
+    #[test]
     fn seen_counts_every_stream_or_routes() {
         let now = Instant::now();
         let mut all = Seen::new(3, 70);
@@ -278,6 +303,30 @@ pub struct Hub {
     pub open_attempts: u32,
     pub concurrency: usize,
     pub ctx: Ctx,
+}
+
+/// Whether a measured publish phase is over: `all_in` (every expected message arrived, or no stream is
+/// left), or, once sending ended at `sent_at`, nothing arrived for `quiet` since `last_progress` or
+/// `drain_max` passed since sending ended.
+pub fn publish_phase_over(
+    all_in: bool,
+    last_progress: Option<Instant>,
+    sent_at: Option<Instant>,
+    now: Instant,
+    quiet: Duration,
+    drain_max: Duration,
+) -> bool {
+    if all_in {
+        return true;
+    }
+    match sent_at {
+        None => false,
+        Some(at) => {
+            let last = last_progress.unwrap_or(at).max(at);
+            now.saturating_duration_since(last) >= quiet
+                || now.saturating_duration_since(at) >= drain_max
+        }
+    }
 }
 
 impl Hub {
@@ -521,17 +570,8 @@ impl Hub {
         let Some(seen) = self.ctx.seen.as_ref() else {
             return true;
         };
-        if seen.unique >= expected || self.ctx.live == 0 {
-            return true;
-        }
-        match sent_at {
-            None => false,
-            Some(at) => {
-                let last = seen.last_at.unwrap_or(at).max(at);
-                now.saturating_duration_since(last) >= quiet
-                    || now.saturating_duration_since(at) >= drain_max
-            }
-        }
+        let all_in = seen.unique >= expected || self.ctx.live == 0;
+        publish_phase_over(all_in, seen.last_at, sent_at, now, quiet, drain_max)
     }
 
     pub fn run_until(

@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use holdfast_bench::grip::{message, parse_line, publish_request, ws_items};
-use holdfast_bench::hub::Cpu;
+use holdfast_bench::hub::{publish_phase_over, Cpu};
 use holdfast_bench::ws::{
     check_handshake, client_handshake, head_end, write_frame, ClientReader, Incoming,
     CLIENT_HEAD_MAX, OP_CLOSE, OP_PONG, OP_TEXT,
@@ -1269,23 +1269,11 @@ fn fanout(s: &Settings) -> Result<String, String> {
             let Some(seen) = h.ctx.seen.as_ref() else {
                 return true;
             };
-            if seen.unique >= expected || h.ctx.live == 0 {
-                return true;
-            }
-            match published_at {
-                None => false,
-                Some(at) => {
-                    // Any message counts as progress: a proxy still working through a queue of
-                    // late probes has not gone quiet.
-                    let last = seen
-                        .last_at
-                        .max(h.ctx.last_message_at)
-                        .unwrap_or(at)
-                        .max(at);
-                    now.saturating_duration_since(last) >= quiet
-                        || now.saturating_duration_since(at) >= drain_max
-                }
-            }
+            let all_in = seen.unique >= expected || h.ctx.live == 0;
+            // Any message counts as progress: a proxy still working through a queue of late
+            // probes has not gone quiet.
+            let last = seen.last_at.max(h.ctx.last_message_at);
+            publish_phase_over(all_in, last, published_at, now, quiet, drain_max)
         })
         .map_err(|e| format!("poll failed: {e}"))?;
     let cpu_end = s.cpu.sample();
