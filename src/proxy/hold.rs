@@ -701,6 +701,19 @@ mod tests {
             .collect()
     }
 
+    /// A hold for an HTTP/1.1 client with no prefix or implicit channels, keep-alive on.
+    fn start(inst: Instruct, now: Instant, out: &mut OutBuf) -> Hold {
+        Hold::start(inst, "", &[], Version::Http11, true, now, out).unwrap()
+    }
+
+    /// A stream hold on channel `c`, its head already written and cleared from `out`.
+    fn stream_on_c(now: Instant, out: &mut OutBuf) -> Hold {
+        let inst = instruct(&[("Grip-Hold", "stream"), ("Grip-Channel", "c")], "");
+        let h = start(inst, now, out);
+        out.clear();
+        h
+    }
+
     fn text(out: &OutBuf) -> String {
         String::from_utf8_lossy(out.data()).into_owned()
     }
@@ -717,7 +730,7 @@ mod tests {
             ],
             "opened\n",
         );
-        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        let mut h = start(inst, now, &mut out);
         let head = text(&out);
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
         assert!(head.contains("Transfer-Encoding: chunked\r\n"));
@@ -737,9 +750,7 @@ mod tests {
     fn deliver_into_writes_at_once_unless_something_waits_ahead_or_out_is_full() {
         let now = Instant::now();
         let mut out = OutBuf::new();
-        let inst = instruct(&[("Grip-Hold", "stream"), ("Grip-Channel", "c")], "");
-        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
-        out.clear();
+        let mut h = stream_on_c(now, &mut out);
         let its = items(
             r#"{"items":[{"channel":"c","id":"1","formats":{"http-stream":{"content":"a"}}},
             {"channel":"c","formats":{"http-stream":{"content":"b"}}},
@@ -777,7 +788,7 @@ mod tests {
             &[("Grip-Hold", "stream"), ("Grip-Channel", "a; prev-id=5")],
             "first\n",
         );
-        let h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        let h = start(inst, now, &mut out);
         let parts = h.into_stream_parts().expect("a live stream has parts");
         assert_eq!(parts.grip_last, vec![("a".to_string(), "5".to_string())]);
         out.clear();
@@ -819,7 +830,7 @@ mod tests {
             &[("Grip-Hold", "response"), ("Grip-Channel", "c; prev-id=41")],
             "",
         );
-        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        let mut h = start(inst, now, &mut out);
         let skip = &items(
             r#"{"items":[{"channel":"c","id":"43","prev-id":"42","formats":{"http-response":{"body":"x"}}}]}"#,
         )[0];
@@ -842,9 +853,7 @@ mod tests {
     fn a_hint_on_a_stream_clears_its_queue_and_asks_for_the_next_link() {
         let now = Instant::now();
         let mut out = OutBuf::new();
-        let inst = instruct(&[("Grip-Hold", "stream"), ("Grip-Channel", "c")], "");
-        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
-        out.clear();
+        let mut h = stream_on_c(now, &mut out);
         for item in items(
             r#"{"items":[{"channel":"c","formats":{"http-stream":{"action":"hint"}}},{"channel":"c","formats":{"http-stream":{"content":"later"}}}]}"#,
         ) {
@@ -868,7 +877,7 @@ mod tests {
             ],
             "timeout body\n",
         );
-        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        let mut h = start(inst, now, &mut out);
         assert!(
             out.is_empty(),
             "nothing is sent until a publish or the timeout"
@@ -898,7 +907,7 @@ mod tests {
             &[("Grip-Hold", "response"), ("Grip-Channel", "c")],
             "{\"n\":1,\"items\":[]}\n",
         );
-        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        let mut h = start(inst, now, &mut out);
         let patch = r#"{"items":[{"channel":"c","formats":{"http-response":{"body-patch":[
             {"op":"replace","path":"/n","value":2},{"op":"add","path":"/items/-","value":"x"}]}}}]}"#;
         let item = &items(patch)[0];
@@ -953,7 +962,7 @@ mod tests {
             ],
             "",
         );
-        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
+        let mut h = start(inst, now, &mut out);
         out.clear();
         assert_eq!(h.deadline(), Some(now + Duration::from_secs(3)));
         // Something was written at +2 s: idle mode waits a full period after it.
@@ -1002,9 +1011,7 @@ mod tests {
     fn a_full_queue_drops_the_oldest() {
         let now = Instant::now();
         let mut out = OutBuf::new();
-        let inst = instruct(&[("Grip-Hold", "stream"), ("Grip-Channel", "c")], "");
-        let mut h = Hold::start(inst, "", &[], Version::Http11, true, now, &mut out).unwrap();
-        out.clear();
+        let mut h = stream_on_c(now, &mut out);
         let item =
             &items(r#"{"items":[{"channel":"c","formats":{"http-stream":{"content":"m"}}}]}"#)[0];
         for _ in 0..HELD_QUEUE_MAX + 5 {
